@@ -1,0 +1,87 @@
+//! Connections to the real services that `scripts/services up` starts on loopback.
+//!
+//! A service that cannot be reached fails the test with a message naming it and saying how to
+//! start it; tests never skip silently.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use mysql_async::{Conn, Opts};
+use rdkafka::ClientConfig;
+
+/// Kafka bootstrap servers (env `TRIBUTARY_TEST_KAFKA`, default the local broker).
+pub fn kafka_bootstrap() -> String {
+    std::env::var("TRIBUTARY_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// MariaDB URL (env `TRIBUTARY_TEST_MARIADB`).
+pub fn mariadb_url() -> String {
+    std::env::var("TRIBUTARY_TEST_MARIADB")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3307".to_string())
+}
+
+/// OceanBase seekdb URL (env `TRIBUTARY_TEST_SEEKDB`).
+pub fn seekdb_url() -> String {
+    std::env::var("TRIBUTARY_TEST_SEEKDB")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:2881".to_string())
+}
+
+async fn connect(service: &str, url: &str) -> Conn {
+    let opts = Opts::from_url(url).unwrap_or_else(|e| panic!("bad {service} URL {url}: {e}"));
+    match tokio::time::timeout(Duration::from_secs(20), Conn::new(opts)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!(
+            "{service} at {url} is not reachable: {e}. Start it with `scripts/services up` \
+             (CI={}: a missing service fails the run)",
+            ci()
+        ),
+        Err(_) => panic!(
+            "{service} at {url} did not answer within 20 s. Start it with `scripts/services up`"
+        ),
+    }
+}
+
+pub async fn mariadb() -> Conn {
+    connect("MariaDB", &mariadb_url()).await
+}
+
+pub async fn seekdb() -> Conn {
+    connect("OceanBase seekdb", &seekdb_url()).await
+}
+
+/// Producer/consumer/admin settings for the test broker.
+pub fn kafka_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("socket.timeout.ms", "10000");
+    config
+}
+
+/// Fails with a clear message when the broker does not answer a metadata request.
+pub fn require_kafka() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka_config()
+        .create()
+        .unwrap_or_else(|e| panic!("Kafka client setup failed: {e}"));
+    if let Err(e) = consumer.fetch_metadata(None, Duration::from_secs(15)) {
+        panic!(
+            "Kafka at {} is not reachable: {e}. Start it with `scripts/services up`",
+            kafka_bootstrap()
+        );
+    }
+}
+
+pub fn ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// A name unique to this test process, for databases and topics that tests create.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
