@@ -6,7 +6,16 @@
 //!                                   │ incremental: binlog stream (MySQL protocol)
 //! checkpoint ◄──────────── positions saved only after the sink has acknowledged delivery ◄──┘
 //! ```
+//!
+//! Each module is one stage of that flow; dependencies point down the flow, and nothing imports
+//! [`cli`], which holds the commands; `main` turns their errors into exit codes.
 
+pub mod cli;
 pub mod error;
+pub mod plan;
+pub mod project;
+pub mod sink;
+pub mod source;
+pub mod temporal;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,12 +1,42 @@
-//! The `tributary` command.
+//! The `tributary` command. Parses arguments, sets up logging and maps errors to exit codes
+//! (design.md §2): 0 success, 1 project or precheck error, 2 runtime failure.
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 /// Stream MySQL, MariaDB and OceanBase tables into Kafka, driven by a SQL project file.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about)]
-struct Args {}
+struct Args {
+    #[command(subcommand)]
+    command: tributary::cli::Command,
+}
 
 fn main() {
-    let _args = Args::parse();
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = runtime.block_on(tributary::cli::run(args.command)) {
+        eprintln!("error: {error}");
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            eprintln!("  caused by: {cause}");
+            source = cause.source();
+        }
+        std::process::exit(error.exit_code());
+    }
 }

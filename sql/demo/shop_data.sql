@@ -1,54 +1,12 @@
--- The demo's sample shop database: about 1M rows over four related tables with a realistic mix of
--- types. Generated inside MariaDB from its Sequence engine (seq_1_to_N), so loading takes seconds.
+-- About 1M rows for the sample shop (sql/demo/shop_schema.sql), generated inside MariaDB from its
+-- Sequence engine (seq_1_to_N), so loading takes seconds. Not written to the binlog: it is the
+-- data the snapshot finds, not a stream of changes.
 SET SESSION sql_log_bin = 0;
-DROP DATABASE IF EXISTS shop;
-CREATE DATABASE shop;
 USE shop;
-
-CREATE TABLE customers (
-  id          INT UNSIGNED PRIMARY KEY,
-  email       VARCHAR(120) NOT NULL UNIQUE,
-  name        VARCHAR(80)  NOT NULL,
-  country     CHAR(2)      NOT NULL,
-  tier        ENUM('free', 'plus', 'pro') NOT NULL,
-  marketing   SET('email', 'sms', 'push'),
-  birth_date  DATE,
-  created_at  DATETIME(3)  NOT NULL,
-  updated_at  TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-);
-
-CREATE TABLE products (
-  id          INT PRIMARY KEY,
-  sku         CHAR(12)      NOT NULL,
-  title       VARCHAR(200)  NOT NULL,
-  price       DECIMAL(10,2) NOT NULL,
-  weight_kg   FLOAT,
-  attributes  JSON,
-  in_stock    TINYINT(1)    NOT NULL,
-  thumbnail   VARBINARY(16)
-);
-
-CREATE TABLE orders (
-  id          BIGINT UNSIGNED PRIMARY KEY,
-  customer_id INT UNSIGNED  NOT NULL,
-  status      VARCHAR(16)   NOT NULL,
-  amount      DECIMAL(12,2) NOT NULL,
-  discount    DOUBLE        NOT NULL,
-  note        TEXT,
-  placed_at   DATETIME(6)   NOT NULL,
-  ship_year   YEAR,
-  KEY (customer_id)
-);
-
-CREATE TABLE order_items (
-  order_id    BIGINT UNSIGNED NOT NULL,
-  line_no     SMALLINT       NOT NULL,
-  product_id  INT            NOT NULL,
-  quantity    MEDIUMINT      NOT NULL,
-  unit_price  DECIMAL(10,2)  NOT NULL,
-  flags       BIT(8)         NOT NULL,
-  PRIMARY KEY (order_id, line_no)
-);
+TRUNCATE customers;
+TRUNCATE products;
+TRUNCATE orders;
+TRUNCATE order_items;
 
 INSERT INTO customers
 SELECT seq,

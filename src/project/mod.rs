@@ -1,0 +1,272 @@
+//! The project file: SQL statements → a typed model, with no I/O beyond reading the file and
+//! `env('NAME')` lookups.
+//!
+//! [`parse`] keeps a [`Pos`] for everything it reads, so that every later error — an unknown
+//! option, a column that does not exist, a filter that does not type-check — points at the
+//! file, line and column a person has to fix.
+
+pub mod csv_import;
+mod options;
+mod parse;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use options::{DmlTypes, Format, IncrementalContent, Partitioning, SyncTypes};
+pub use parse::parse_project;
+
+use crate::error::{Error, Result};
+
+/// A line and column in the project file (both 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A value read from the project file, with where it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+/// A whole project file.
+#[derive(Debug, Clone)]
+pub struct ProjectFile {
+    pub path: PathBuf,
+    pub source: SourceDef,
+    pub sink: SinkDef,
+    pub project: ProjectDef,
+    pub syncs: Vec<SyncDef>,
+}
+
+impl ProjectFile {
+    /// Reads and parses a project file.
+    pub fn load(path: &Path) -> Result<ProjectFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot read project file {} (check the path)",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+        parse_project(path, &text)
+    }
+
+    /// An error located in this file.
+    pub fn error_at(&self, pos: Pos, message: impl Into<String>) -> Error {
+        Error::Project {
+            file: self.path.clone(),
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which server a source is; decides the SQL dialect of the catalog and the binlog flavor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    OceanBase,
+    MySql,
+    MariaDb,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::OceanBase => "oceanbase",
+            SourceKind::MySql => "mysql",
+            SourceKind::MariaDb => "mariadb",
+        }
+    }
+}
+
+/// `CREATE SOURCE name WITH (...)`.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub name: Spanned<String>,
+    pub kind: SourceKind,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    /// Where the binlog is read: the OceanBase Binlog Service, or the server itself.
+    pub binlog_host: String,
+    pub binlog_port: u16,
+    /// The replica id of the binlog connection.
+    pub server_id: u32,
+    /// `+HH:MM` offset for reading DATETIME where a format needs a zone; `None` = server's.
+    pub timezone: Option<Spanned<String>>,
+}
+
+impl SourceDef {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// `CREATE SINK name WITH (...)`: librdkafka properties, passed through unchanged.
+#[derive(Debug, Clone)]
+pub struct SinkDef {
+    pub name: Spanned<String>,
+    pub properties: Vec<(Spanned<String>, String)>,
+}
+
+impl SinkDef {
+    pub fn bootstrap_servers(&self) -> &str {
+        self.properties
+            .iter()
+            .find(|(k, _)| k.value == "bootstrap.servers")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// `CREATE PROJECT name FROM source TO sink WITH (...)`.
+#[derive(Debug, Clone)]
+pub struct ProjectDef {
+    pub name: Spanned<String>,
+    pub sync: SyncTypes,
+    pub incremental: IncrementalContent,
+    pub dml: DmlTypes,
+    pub format: Format,
+    pub partitioning: Partitioning,
+    pub partition: i32,
+    pub start: Option<Spanned<StartPoint>>,
+    pub business_system_id: Option<String>,
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    pub full_concurrency: usize,
+    pub batch_rows: usize,
+    pub exactly_once: bool,
+}
+
+/// Where incremental sync starts when it is not handed a position by full sync.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartPoint {
+    /// Epoch seconds (from `start_timestamp`, a date-time or a Unix timestamp).
+    Timestamp(i64),
+    /// `start_position = 'file:pos'`.
+    Position { file: String, pos: u64 },
+    /// `start_gtid = '...'`.
+    Gtid(String),
+}
+
+/// One part of a table pattern: a database or a table name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamePattern {
+    /// `*`: every name.
+    Any,
+    /// A name without wildcards, or one quoted with backticks.
+    Exact(String),
+    /// A name with `%` or `_`, matched as SQL `LIKE` (case-insensitively, as MySQL does).
+    Like(String),
+}
+
+impl NamePattern {
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NamePattern::Any => true,
+            NamePattern::Exact(exact) => exact.eq_ignore_ascii_case(name),
+            NamePattern::Like(pattern) => like_matches(pattern.as_bytes(), name.as_bytes()),
+        }
+    }
+}
+
+/// SQL `LIKE` with `%` and `_` (and `\` escapes), ASCII case-insensitive.
+fn like_matches(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'%', rest)) => (0..=name.len()).any(|skip| like_matches(rest, &name[skip..])),
+        Some((b'_', rest)) => !name.is_empty() && like_matches(rest, &name[1..]),
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            !name.is_empty() && rest[0].eq_ignore_ascii_case(&name[0]) && {
+                like_matches(&rest[1..], &name[1..])
+            }
+        }
+        Some((c, rest)) => {
+            !name.is_empty() && c.eq_ignore_ascii_case(&name[0]) && like_matches(rest, &name[1..])
+        }
+    }
+}
+
+/// `db.table` where either part may be a pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TablePattern {
+    pub database: NamePattern,
+    pub table: NamePattern,
+    /// As written, for messages.
+    pub text: String,
+    pub pos: Pos,
+}
+
+impl TablePattern {
+    pub fn matches(&self, database: &str, table: &str) -> bool {
+        self.database.matches(database) && self.table.matches(table)
+    }
+}
+
+/// `SYNC TABLE ... TO TOPIC ...`.
+#[derive(Debug, Clone)]
+pub struct SyncDef {
+    /// 1-based number of this SYNC statement in the file, for messages.
+    pub number: usize,
+    pub pos: Pos,
+    pub tables: TablePattern,
+    pub except: Vec<TablePattern>,
+    /// The topic name or template (`${database}`, `${table}`).
+    pub topic: Spanned<String>,
+    pub columns: Option<Vec<Spanned<String>>>,
+    pub filter: Option<Filter>,
+    pub shard_by: Option<Vec<Spanned<String>>>,
+    pub format: Option<Format>,
+    pub partitioning: Option<Partitioning>,
+    pub partition: Option<i32>,
+}
+
+/// A row filter as written: the parsed MySQL expression and its text.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub expr: datafusion_sql::sqlparser::ast::Expr,
+    pub text: String,
+    pub pos: Pos,
+}
+
+impl SyncDef {
+    pub fn describe(&self) -> String {
+        format!(
+            "SYNC statement #{} (line {}, `SYNC TABLE {}`)",
+            self.number, self.pos.line, self.tables.text
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_as_sql_like() {
+        let like = |p: &str| NamePattern::Like(p.to_string());
+        assert!(like("log_%").matches("log_2024"));
+        assert!(like("log_%").matches("LOG_x"));
+        assert!(!like("log_%").matches("log"));
+        assert!(like("a_c").matches("abc"));
+        assert!(!like("a_c").matches("abbc"));
+        assert!(like("%").matches(""));
+        assert!(like("log\\_%").matches("log_1"));
+        assert!(!like("log\\_%").matches("logx1"));
+        assert!(NamePattern::Exact("Orders".into()).matches("orders"));
+        assert!(NamePattern::Any.matches("anything"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Topic administration and the Kafka half of `tributary check`: the broker answers, the client
+//! settings are valid, every topic exists or can be created, and `one`'s partition exists.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+
+use super::client_config;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::project::{Partitioning, SinkDef};
+use crate::source::precheck::CheckItem;
+
+/// How long a metadata request may take before the broker counts as unreachable.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Partition counts of the cluster's topics.
+pub type TopicPartitions = BTreeMap<String, usize>;
+
+pub fn admin_client(sink: &SinkDef) -> Result<AdminClient<DefaultClientContext>> {
+    client_config(sink).create().map_err(|e| {
+        Error::Config(format!(
+            "sink `{}`: librdkafka rejected the settings: {e}; check the quoted properties of \
+             CREATE SINK",
+            sink.name.value
+        ))
+    })
+}
+
+/// Reads the topics and partition counts from the cluster.
+pub async fn fetch_topics(sink: &SinkDef) -> Result<TopicPartitions> {
+    let admin = admin_client(sink)?;
+    let name = sink.name.value.clone();
+    let servers = sink.bootstrap_servers().to_string();
+    tokio::task::spawn_blocking(move || {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|e| Error::Kafka {
+                context: format!(
+                    "sink `{name}`: Kafka at {servers} did not answer a metadata request within {} \
+                     s; check 'bootstrap.servers' and that the brokers are up",
+                    METADATA_TIMEOUT.as_secs()
+                ),
+                source: e,
+            })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect())
+    })
+    .await
+    .map_err(|e| Error::Definite(format!("the metadata request task failed: {e}")))?
+}
+
+/// Creates the topics that do not exist yet (schema sync). Idempotent: a topic that exists, or
+/// that another process creates meanwhile, is used as it is.
+pub async fn create_topics(
+    sink: &SinkDef,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+    validate_only: bool,
+) -> Result<Vec<(String, Result<(), String>)>> {
+    let admin = admin_client(sink)?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(METADATA_TIMEOUT))
+        .validate_only(validate_only);
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: creating topics", sink.name.value),
+            source: e,
+        })?;
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(topic) => (topic, Ok(())),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => (topic, Ok(())),
+            Err((topic, code)) => (topic, Err(code.to_string())),
+        })
+        .collect())
+}
+
+/// The Kafka checks of `tributary check`.
+pub async fn check_sink(sink: &SinkDef, plan: Option<&Plan>) -> Vec<CheckItem> {
+    let what = format!("sink {}", sink.name.value);
+    let mut items = Vec::new();
+    if let Err(e) = admin_client(sink) {
+        items.push(CheckItem::fail(format!("{what}: settings"), e.to_string()));
+        return items;
+    }
+    let existing = match fetch_topics(sink).await {
+        Ok(topics) => {
+            items.push(CheckItem::pass(
+                format!("{what}: connection"),
+                format!("Kafka at {} answers", sink.bootstrap_servers()),
+            ));
+            topics
+        }
+        Err(e) => {
+            items.push(CheckItem::fail(
+                format!("{what}: connection"),
+                e.to_string(),
+            ));
+            return items;
+        }
+    };
+    let Some(plan) = plan else {
+        return items;
+    };
+    let project = &plan.project.project;
+    // Each topic once, with the tables that write to it.
+    let mut topics: BTreeMap<&str, Vec<&crate::plan::TablePlan>> = BTreeMap::new();
+    for table in &plan.tables {
+        topics.entry(table.topic.as_str()).or_default().push(table);
+    }
+    let missing: Vec<String> = topics
+        .keys()
+        .filter(|t| !existing.contains_key(**t))
+        .map(|t| t.to_string())
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() && !project.sync.schema {
+        problems.push(format!(
+            "topics {} do not exist and schema sync is off; create them or add 'schema' to `sync`",
+            missing.join(", ")
+        ));
+    } else if !missing.is_empty() {
+        match create_topics(
+            sink,
+            &missing,
+            project.topic_partitions,
+            project.topic_replication,
+            true,
+        )
+        .await
+        {
+            Ok(results) => {
+                for (topic, result) in results {
+                    if let Err(reason) = result {
+                        problems.push(format!("topic {topic} cannot be created: {reason}"));
+                    }
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for (topic, tables) in &topics {
+        let partitions = existing
+            .get(*topic)
+            .copied()
+            .unwrap_or(project.topic_partitions as usize);
+        for table in tables {
+            if table.partitioning == Partitioning::One && table.partition as usize >= partitions {
+                problems.push(format!(
+                    "table {} goes to partition {} of topic {topic}, which has {partitions} \
+                     partitions (0 to {}); change `partition`",
+                    table.qualified(),
+                    table.partition,
+                    partitions - 1
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        let detail = if missing.is_empty() {
+            format!("{} topics exist", topics.len())
+        } else {
+            format!(
+                "{} topics exist, {} will be created ({} partitions, replication {})",
+                topics.len() - missing.len(),
+                missing.len(),
+                project.topic_partitions,
+                project.topic_replication
+            )
+        };
+        items.push(CheckItem::pass(format!("{what}: topics"), detail));
+    } else {
+        items.push(CheckItem::fail(
+            format!("{what}: topics"),
+            problems.join("; "),
+        ));
+    }
+    items
+}

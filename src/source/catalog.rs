@@ -1,0 +1,109 @@
+//! Loads a [`Catalog`] — tables, columns, keys — from a live source's `information_schema`.
+
+use mysql_async::Conn;
+use mysql_async::prelude::*;
+
+use super::query_error;
+use crate::error::Result;
+use crate::plan::{Catalog, ColumnDef, SqlType, TableDef};
+
+/// Schemas that hold the server's own tables, never synced.
+const SYSTEM_SCHEMAS: &[&str] = &[
+    "information_schema",
+    "mysql",
+    "performance_schema",
+    "sys",
+    "oceanbase",
+    "__recyclebin",
+    "__public",
+    "LBACSYS",
+    "ORAAUDITOR",
+];
+
+/// Reads the base tables of `databases` (`None`: every non-system database).
+pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Result<Catalog> {
+    let (schema_filter, params): (String, Vec<String>) = match databases {
+        Some(names) if !names.is_empty() => (
+            format!("IN ({})", vec!["?"; names.len()].join(", ")),
+            names.to_vec(),
+        ),
+        Some(_) => return Ok(Catalog::default()),
+        None => (
+            format!("NOT IN ({})", vec!["?"; SYSTEM_SCHEMAS.len()].join(", ")),
+            SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
+        ),
+    };
+    let columns: Vec<(String, String, String, String, String)> = conn
+        .exec(
+            format!(
+                "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE \
+                 FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+                   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+                 WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA {schema_filter} \
+                 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
+            ),
+            params.clone(),
+        )
+        .await
+        .map_err(query_error(
+            "reading the source's columns from information_schema",
+        ))?;
+    let indexes: Vec<(String, String, String, i64, String)> = conn
+        .exec(
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME \
+                 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA {schema_filter} \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+            ),
+            params,
+        )
+        .await
+        .map_err(query_error(
+            "reading the source's indexes from information_schema",
+        ))?;
+
+    let mut catalog = Catalog::default();
+    for (database, table, column, column_type, nullable) in columns {
+        let same_table = catalog
+            .tables
+            .last()
+            .is_some_and(|t| t.database == database && t.name == table);
+        if !same_table {
+            catalog.tables.push(TableDef {
+                database: database.clone(),
+                name: table.clone(),
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+                unique_keys: Vec::new(),
+            });
+        }
+        if let Some(t) = catalog.tables.last_mut() {
+            t.columns.push(ColumnDef {
+                sql_type: SqlType::parse(&column_type),
+                name: column,
+                column_type,
+                nullable: nullable.eq_ignore_ascii_case("YES"),
+            });
+        }
+    }
+    for (database, table, index, non_unique, column) in indexes {
+        if non_unique != 0 {
+            continue;
+        }
+        let Some(t) = catalog
+            .tables
+            .iter_mut()
+            .find(|t| t.database == database && t.name == table)
+        else {
+            continue;
+        };
+        if index == "PRIMARY" {
+            t.primary_key.push(column);
+        } else if let Some((_, cols)) = t.unique_keys.iter_mut().find(|(name, _)| *name == index) {
+            cols.push(column);
+        } else {
+            t.unique_keys.push((index, vec![column]));
+        }
+    }
+    Ok(catalog)
+}

@@ -1,0 +1,55 @@
+//! Sources: connections to MySQL, MariaDB and OceanBase, their catalogs and prechecks.
+
+pub mod catalog;
+pub mod precheck;
+
+use std::time::Duration;
+
+use mysql_async::{Conn, OptsBuilder};
+
+use crate::error::{Error, Result};
+use crate::project::SourceDef;
+
+/// How long a connection attempt may take before the source counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `host:port` with the source's credentials.
+pub async fn connect_to(source: &SourceDef, host: &str, port: u16) -> Result<Conn> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(port)
+        .user(Some(source.user.clone()))
+        .pass(source.password.clone())
+        .prefer_socket(false)
+        .conn_ttl(None);
+    let what = format!(
+        "source `{}` at {host}:{port} as user `{}`",
+        source.name.value, source.user
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 => Err(Error::Config(format!(
+            "{what}: the server rejected the credentials ({}); check `user` and `password`",
+            e.message
+        ))),
+        Ok(Err(e)) => Err(Error::Source {
+            context: format!("cannot connect to {what}; is the server running and reachable?"),
+            source: e,
+        }),
+        Err(_) => Err(Error::Config(format!(
+            "cannot connect to {what}: no answer within {} s; check `host` and `port`",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Connects to the source's SQL endpoint.
+pub async fn connect(source: &SourceDef) -> Result<Conn> {
+    connect_to(source, &source.host, source.port).await
+}
+
+/// Wraps a driver error with what we were doing.
+pub fn query_error(context: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Source { context, source }
+}

@@ -1,0 +1,245 @@
+//! The source half of `tributary check` (OMS precheck, reference §9): connectivity, privileges,
+//! binlog settings and readable tables. Each item names the setting, the value it needs and the
+//! value it found.
+
+use mysql_async::Conn;
+use mysql_async::prelude::*;
+
+use crate::plan::Plan;
+use crate::project::{SourceDef, SourceKind};
+
+/// One line of `tributary check` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckItem {
+    pub passed: bool,
+    pub what: String,
+    pub detail: String,
+}
+
+impl CheckItem {
+    pub fn pass(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        CheckItem {
+            passed: true,
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        CheckItem {
+            passed: false,
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The privileges a user holds, from `SHOW GRANTS`.
+#[derive(Debug, Default)]
+struct Grants {
+    lines: Vec<String>,
+}
+
+impl Grants {
+    /// Whether `privilege` is granted on `*.*` (or, with `database`, on `database.*`).
+    fn has(&self, privilege: &str, database: Option<&str>) -> bool {
+        self.lines.iter().any(|line| {
+            let upper = line.to_ascii_uppercase();
+            let Some(rest) = upper.strip_prefix("GRANT ") else {
+                return false;
+            };
+            let Some((privileges, on)) = rest.split_once(" ON ") else {
+                return false;
+            };
+            let target = on.split_whitespace().next().unwrap_or("").replace('`', "");
+            let scope_ok = target == "*.*"
+                || database.is_some_and(|db| target == format!("{}.*", db.to_ascii_uppercase()));
+            scope_ok
+                && privileges
+                    .split(',')
+                    .map(str::trim)
+                    .any(|p| p == "ALL PRIVILEGES" || p == "ALL" || p == privilege)
+        })
+    }
+}
+
+/// Runs the source checks. `plan` is `None` when planning failed (the tables are then unknown).
+pub async fn check_source(
+    conn: &mut Conn,
+    source: &SourceDef,
+    plan: Option<&Plan>,
+    incremental: bool,
+) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    let what = format!("source {}", source.name.value);
+
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.unwrap_or_default();
+    let grants = Grants { lines: grants };
+    let mut databases: Vec<&str> = plan
+        .map(|p| p.tables.iter().map(|t| t.database.as_str()).collect())
+        .unwrap_or_default();
+    databases.sort_unstable();
+    databases.dedup();
+    let missing_select: Vec<&str> = databases
+        .iter()
+        .copied()
+        .filter(|db| !grants.has("SELECT", Some(db)))
+        .collect();
+    if grants.lines.is_empty() {
+        items.push(CheckItem::fail(
+            format!("{what}: privileges"),
+            "SHOW GRANTS returned nothing; cannot tell whether the user may read the tables",
+        ));
+    } else if !missing_select.is_empty() {
+        items.push(CheckItem::fail(
+            format!("{what}: privileges"),
+            format!(
+                "user `{}` lacks SELECT on {}; run GRANT SELECT ON <db>.* TO the user",
+                source.user,
+                missing_select.join(", ")
+            ),
+        ));
+    } else {
+        items.push(CheckItem::pass(
+            format!("{what}: privileges"),
+            "SELECT on every synced database",
+        ));
+    }
+
+    if incremental && source.kind != SourceKind::OceanBase {
+        let replication_client = grants.has("REPLICATION CLIENT", None)
+            || grants.has("BINLOG MONITOR", None)
+            || grants.has("SUPER", None);
+        let replication_slave = grants.has("REPLICATION SLAVE", None);
+        let mut missing = Vec::new();
+        if !replication_slave {
+            missing.push("REPLICATION SLAVE");
+        }
+        if !replication_client {
+            missing.push("REPLICATION CLIENT (BINLOG MONITOR on MariaDB)");
+        }
+        if missing.is_empty() {
+            items.push(CheckItem::pass(
+                format!("{what}: replication privileges"),
+                "REPLICATION SLAVE and REPLICATION CLIENT",
+            ));
+        } else {
+            items.push(CheckItem::fail(
+                format!("{what}: replication privileges"),
+                format!(
+                    "incremental sync needs {} on *.* for user `{}`",
+                    missing.join(" and "),
+                    source.user
+                ),
+            ));
+        }
+        items.extend(check_binlog_settings(conn, &what).await);
+    }
+
+    if let Some(plan) = plan {
+        let mut unreadable = Vec::new();
+        for table in &plan.tables {
+            let sql = format!(
+                "SELECT * FROM `{}`.`{}` LIMIT 0",
+                table.database.replace('`', "``"),
+                table.table.replace('`', "``")
+            );
+            if let Err(e) = conn.query_drop(sql).await {
+                unreadable.push(format!("{} ({e})", table.qualified()));
+            }
+        }
+        if unreadable.is_empty() {
+            items.push(CheckItem::pass(
+                format!("{what}: tables"),
+                format!("{} tables exist and are readable", plan.tables.len()),
+            ));
+        } else {
+            items.push(CheckItem::fail(
+                format!("{what}: tables"),
+                format!("cannot read {}", unreadable.join("; ")),
+            ));
+        }
+    }
+    items
+}
+
+/// `log_bin`, `binlog_format` and `binlog_row_image` as incremental sync needs them. Global
+/// values: they are what the sessions writing the data get.
+pub async fn check_binlog_settings(conn: &mut Conn, what: &str) -> Vec<CheckItem> {
+    let row: Result<Option<(String, String, String)>, _> = conn
+        .query_first(
+            "SELECT CAST(@@GLOBAL.log_bin AS CHAR), CAST(@@GLOBAL.binlog_format AS CHAR), \
+             CAST(@@GLOBAL.binlog_row_image AS CHAR)",
+        )
+        .await;
+    let (log_bin, format, image) = match row {
+        Ok(Some(values)) => values,
+        Ok(None) => return vec![CheckItem::fail(format!("{what}: binlog"), "no answer")],
+        Err(e) => {
+            return vec![CheckItem::fail(
+                format!("{what}: binlog"),
+                format!("cannot read the binlog settings: {e}"),
+            )];
+        }
+    };
+    let needs = [
+        ("log_bin", log_bin, "ON", "start the server with log_bin"),
+        (
+            "binlog_format",
+            format,
+            "ROW",
+            "SET GLOBAL binlog_format = 'ROW' and put binlog_format=ROW in the server's config",
+        ),
+        (
+            "binlog_row_image",
+            image,
+            "FULL",
+            "SET GLOBAL binlog_row_image = 'FULL' and put binlog_row_image=FULL in the server's \
+             config",
+        ),
+    ];
+    needs
+        .into_iter()
+        .map(|(variable, found, wanted, fix)| {
+            let ok = found.eq_ignore_ascii_case(wanted) || (variable == "log_bin" && found == "1");
+            if ok {
+                CheckItem::pass(
+                    format!("{what}: {variable}"),
+                    format!("{variable}={wanted}"),
+                )
+            } else {
+                CheckItem::fail(
+                    format!("{what}: {variable}"),
+                    format!(
+                        "{variable} is {found}; incremental sync needs {variable}={wanted}: {fix}"
+                    ),
+                )
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_read_from_show_grants_lines() {
+        let grants = Grants {
+            lines: vec![
+                "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `cdc`@`%`".into(),
+                "GRANT SELECT ON `shop`.* TO `cdc`@`%`".into(),
+            ],
+        };
+        assert!(grants.has("SELECT", Some("shop")));
+        assert!(!grants.has("SELECT", Some("other")));
+        assert!(grants.has("REPLICATION SLAVE", None));
+        assert!(grants.has("BINLOG MONITOR", None));
+        assert!(!grants.has("REPLICATION CLIENT", None));
+        let root = Grants {
+            lines: vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost`".into()],
+        };
+        assert!(root.has("REPLICATION SLAVE", None));
+        assert!(root.has("SELECT", Some("x")));
+    }
+}

@@ -1,0 +1,7 @@
+CREATE SOURCE src WITH (type = 'mariadb', host = '127.0.0.1', port = 3307, user = 'root');
+CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '127.0.0.1:9092');
+CREATE PROJECT golden FROM src TO kafka;
+SYNC TABLE golden_shop.orders TO TOPIC 'orders'
+  COLUMNS (id, user_id, amount, status, created_at)
+  WHERE amount > 100 AND status <> 'test'
+  SHARD BY (user_id);
