@@ -4,7 +4,7 @@
 //! Column names resolve case-insensitively, as MySQL's do; an exact match wins. The filter may
 //! use only the table's own columns (OMS's rule), so any other name is an error listing them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -36,13 +36,13 @@ pub struct CompiledFilter {
 
 /// The scalar functions a filter may call: DataFusion's built-ins for the features we enable.
 struct Functions {
-    scalar: HashMap<String, Arc<ScalarUDF>>,
+    scalar: BTreeMap<String, Arc<ScalarUDF>>,
     options: ConfigOptions,
 }
 
 impl Functions {
     fn new() -> Self {
-        let mut scalar = HashMap::new();
+        let mut scalar = BTreeMap::new();
         for udf in datafusion_functions::all_default_functions() {
             for alias in udf.aliases() {
                 scalar.insert(alias.to_ascii_lowercase(), Arc::clone(&udf));
@@ -190,6 +190,16 @@ pub fn compile_filter(
         let message = message
             .trim_start_matches("Error during planning: ")
             .trim_start_matches("This feature is not implemented: ");
+        // DataFusion's "Did you mean" picks among equally close names in no fixed order.
+        let message = match message.split_once("Did you mean") {
+            Some((head, _)) if head.starts_with("Invalid function") => {
+                format!(
+                    "{} The functions a filter may call are listed in docs/project-language.md.",
+                    head.trim_end()
+                )
+            }
+            _ => message.to_string(),
+        };
         format!(
             "the WHERE of {table} does not type-check: {}",
             message.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -326,12 +326,14 @@ fn plan_table(
     // batch; a column of an unsupported type has to be left out with COLUMNS at the source.
     let mut fields = Vec::with_capacity(table.columns.len());
     for (i, column) in table.columns.iter().enumerate() {
-        check_ascii(
-            project,
-            sync.tables.pos,
-            "column",
-            &format!("{qualified}.{}", column.name),
-        )?;
+        if projection.contains(&i) || shard.contains(&i) {
+            check_ascii(
+                project,
+                sync.tables.pos,
+                "column",
+                &format!("{qualified}.{}", column.name),
+            )?;
+        }
         match column
             .sql_type
             .arrow_field(&column.name, column.nullable, &column.column_type)

@@ -116,7 +116,8 @@ pub fn import_objects(path: &Path) -> Result<String> {
         if !shard.is_empty() {
             statement.push_str(&format!("\n  SHARD BY ({shard})"));
         }
-        statement.push_str(";\n");
+        // On its own line: a filter ending in a `--` comment must not swallow the `;`.
+        statement.push_str("\n;\n");
         out.push_str(&statement);
     }
     Ok(out)

@@ -187,6 +187,7 @@ impl NamePattern {
 fn like_matches(pattern: &[u8], name: &[u8]) -> bool {
     match pattern.split_first() {
         None => name.is_empty(),
+        Some((b'%', rest)) if rest.first() == Some(&b'%') => like_matches(rest, name),
         Some((b'%', rest)) => (0..=name.len()).any(|skip| like_matches(rest, &name[skip..])),
         Some((b'_', rest)) => !name.is_empty() && like_matches(rest, &name[1..]),
         Some((b'\\', rest)) if !rest.is_empty() => {

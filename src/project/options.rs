@@ -30,6 +30,8 @@ pub struct OptionEntry {
     /// `'bootstrap.servers'` rather than `port`: quoted keys pass through to librdkafka.
     pub quoted: bool,
     pub value: Spanned<Value>,
+    /// The variable the value was read from with `env('NAME')`: messages name it, never the value.
+    pub env: Option<String>,
 }
 
 /// A located error message; the parser adds the file name.
@@ -100,7 +102,10 @@ impl Options {
                 "option `{}` of {} expects {expected}, found {}",
                 entry.key.value,
                 self.owner,
-                entry.value.value.describe()
+                match &entry.env {
+                    Some(name) => format!("the value of env('{name}')"),
+                    None => entry.value.value.describe(),
+                }
             ),
         )
     }

@@ -216,8 +216,9 @@ fn parse_statement(tokens: &[TokenWithSpan], end: Pos, parts: &mut Parts) -> Par
     }
     const EXPECTED: &str = "CREATE SOURCE, CREATE SINK, CREATE PROJECT or SYNC TABLE";
     if c.peek_keyword("SYNC") {
+        let pos = c.pos();
         c.i += 1;
-        let pos = c.keyword("TABLE")?;
+        c.keyword("TABLE")?;
         let number = parts.syncs.len() + 1;
         let sync = parse_sync(&mut c, number, pos)?;
         parts.syncs.push(sync);
@@ -272,8 +273,13 @@ fn parse_with(c: &mut Cursor) -> Parsed<Vec<OptionEntry>> {
         };
         c.i += 1;
         c.token(Token::Eq)?;
-        let value = parse_value(c, &key.value)?;
-        entries.push(OptionEntry { key, quoted, value });
+        let (value, env) = parse_value(c, &key.value)?;
+        entries.push(OptionEntry {
+            key,
+            quoted,
+            value,
+            env,
+        });
         match c.next().map(|t| &t.token) {
             Some(Token::Comma) => continue,
             Some(Token::RParen) => break,
@@ -286,13 +292,15 @@ fn parse_with(c: &mut Cursor) -> Parsed<Vec<OptionEntry>> {
     Ok(entries)
 }
 
-fn parse_value(c: &mut Cursor, key: &str) -> Parsed<Spanned<Value>> {
+/// An option value, and the environment variable it was read from, if any.
+fn parse_value(c: &mut Cursor, key: &str) -> Parsed<(Spanned<Value>, Option<String>)> {
     let pos = c.pos();
     let expected = "an option value: a 'string', a number, true/false or env('NAME')";
     let Some(token) = c.next() else {
         c.i -= 1;
         return Err(c.error_here(expected));
     };
+    let mut env = None;
     let value = match &token.token {
         Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Value::Str(s.clone()),
         Token::Number(n, _) => Value::Num(n.clone()),
@@ -314,7 +322,10 @@ fn parse_value(c: &mut Cursor, key: &str) -> Parsed<Spanned<Value>> {
             let name = c.string("the name of an environment variable in quotes")?;
             c.token(Token::RParen)?;
             match std::env::var(&name.value) {
-                Ok(v) => Value::Str(v),
+                Ok(v) => {
+                    env = Some(name.value.clone());
+                    Value::Str(v)
+                }
                 Err(_) => {
                     return Err(Located::new(
                         name.pos,
@@ -332,7 +343,7 @@ fn parse_value(c: &mut Cursor, key: &str) -> Parsed<Spanned<Value>> {
             return Err(c.error_here(expected));
         }
     };
-    Ok(Spanned { value, pos })
+    Ok((Spanned { value, pos }, env))
 }
 
 fn missing(owner: &str, pos: Pos, option: &str, hint: &str) -> Located {
@@ -633,12 +644,13 @@ fn parse_start_position(p: Spanned<String>) -> Parsed<Spanned<StartPoint>> {
 }
 
 fn parse_sync(c: &mut Cursor, number: usize, pos: Pos) -> Parsed<SyncDef> {
-    let tables = parse_table_pattern(c)?;
+    let tables = parse_table_pattern(c, true)?;
     let mut except = Vec::new();
     if c.peek_keyword("EXCEPT") {
         c.i += 1;
         loop {
-            except.push(parse_table_pattern(c)?);
+            // EXCEPT is how a non-ASCII table is left out of a wildcard, so it may name one.
+            except.push(parse_table_pattern(c, false)?);
             if c.peek().map(|t| &t.token) != Some(&Token::Comma) {
                 break;
             }
@@ -757,7 +769,7 @@ fn parse_name_list(c: &mut Cursor, what: &str) -> Parsed<Vec<Spanned<String>>> {
 
 /// A table pattern such as `shop.orders`, `shop.*`, `shop.log_%` or `` `shop`.`a%b` ``: the
 /// tokens up to the next whitespace, split at the one unquoted `.`.
-fn parse_table_pattern(c: &mut Cursor) -> Parsed<TablePattern> {
+fn parse_table_pattern(c: &mut Cursor, ascii_only: bool) -> Parsed<TablePattern> {
     let pos = c.pos();
     c.skip_trivia();
     let start = c.i;
@@ -785,8 +797,8 @@ fn parse_table_pattern(c: &mut Cursor) -> Parsed<TablePattern> {
             format!("expected {expected}, found `{text}`"),
         ));
     }
-    let database = name_pattern(&run[..dots[0]], pos, &text)?;
-    let table = name_pattern(&run[dots[0] + 1..], pos, &text)?;
+    let database = name_pattern(&run[..dots[0]], pos, &text, ascii_only)?;
+    let table = name_pattern(&run[dots[0] + 1..], pos, &text, ascii_only)?;
     if database == NamePattern::Any {
         return Err(Located::new(
             pos,
@@ -803,7 +815,12 @@ fn parse_table_pattern(c: &mut Cursor) -> Parsed<TablePattern> {
     })
 }
 
-fn name_pattern(tokens: &[TokenWithSpan], pos: Pos, whole: &str) -> Parsed<NamePattern> {
+fn name_pattern(
+    tokens: &[TokenWithSpan],
+    pos: Pos,
+    whole: &str,
+    ascii_only: bool,
+) -> Parsed<NamePattern> {
     let bad = || {
         Located::new(
             pos,
@@ -817,13 +834,15 @@ fn name_pattern(tokens: &[TokenWithSpan], pos: Pos, whole: &str) -> Parsed<NameP
             let Token::Word(w) = &t.token else {
                 return Err(bad());
             };
-            check_object_name(
-                &Spanned {
-                    value: w.value.clone(),
-                    pos,
-                },
-                "name",
-            )?;
+            if ascii_only {
+                check_object_name(
+                    &Spanned {
+                        value: w.value.clone(),
+                        pos,
+                    },
+                    "name",
+                )?;
+            }
             Ok(NamePattern::Exact(w.value.clone()))
         }
         _ => {
@@ -836,13 +855,15 @@ fn name_pattern(tokens: &[TokenWithSpan], pos: Pos, whole: &str) -> Parsed<NameP
                     _ => return Err(bad()),
                 }
             }
-            check_object_name(
-                &Spanned {
-                    value: text.clone(),
-                    pos,
-                },
-                "name",
-            )?;
+            if ascii_only {
+                check_object_name(
+                    &Spanned {
+                        value: text.clone(),
+                        pos,
+                    },
+                    "name",
+                )?;
+            }
             if text.contains(['%', '_']) {
                 Ok(NamePattern::Like(text))
             } else {

@@ -167,7 +167,7 @@ pub async fn check_sink(sink: &SinkDef, plan: Option<&Plan>) -> Vec<CheckItem> {
                      partitions (0 to {}); change `partition`",
                     table.qualified(),
                     table.partition,
-                    partitions - 1
+                    partitions.saturating_sub(1)
                 ));
             }
         }

@@ -48,7 +48,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         .map_err(query_error(
             "reading the source's columns from information_schema",
         ))?;
-    let indexes: Vec<(String, String, String, i64, String)> = conn
+    let indexes: Vec<(String, String, String, i64, Option<String>)> = conn
         .exec(
             format!(
                 "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME \
@@ -86,7 +86,13 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
             });
         }
     }
+    // A functional index part (MySQL 8) has no column name: such an index cannot be a key.
+    let mut functional: Vec<(String, String, String)> = Vec::new();
     for (database, table, index, non_unique, column) in indexes {
+        let Some(column) = column else {
+            functional.push((database, table, index));
+            continue;
+        };
         if non_unique != 0 {
             continue;
         }
@@ -104,6 +110,13 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         } else {
             t.unique_keys.push((index, vec![column]));
         }
+    }
+    for table in &mut catalog.tables {
+        table.unique_keys.retain(|(index, _)| {
+            !functional
+                .iter()
+                .any(|(d, t, i)| *d == table.database && *t == table.name && i == index)
+        });
     }
     Ok(catalog)
 }

@@ -52,8 +52,13 @@ impl Grants {
                 return false;
             };
             let target = on.split_whitespace().next().unwrap_or("").replace('`', "");
+            // `db`.* grants may use LIKE wildcards and escapes (`shop\_db`, `shop%`).
             let scope_ok = target == "*.*"
-                || database.is_some_and(|db| target == format!("{}.*", db.to_ascii_uppercase()));
+                || database.is_some_and(|db| {
+                    target.strip_suffix(".*").is_some_and(|pattern| {
+                        crate::project::NamePattern::Like(pattern.to_string()).matches(db)
+                    })
+                });
             scope_ok
                 && privileges
                     .split(',')
@@ -163,17 +168,27 @@ pub async fn check_source(
     items
 }
 
+/// `@@log_bin`, `@@binlog_format`, `@@binlog_row_image`; NULL when a server does not have one.
+type BinlogSettings = (Option<String>, Option<String>, Option<String>);
+
 /// `log_bin`, `binlog_format` and `binlog_row_image` as incremental sync needs them. Global
 /// values: they are what the sessions writing the data get.
 pub async fn check_binlog_settings(conn: &mut Conn, what: &str) -> Vec<CheckItem> {
-    let row: Result<Option<(String, String, String)>, _> = conn
+    let row: Result<Option<BinlogSettings>, _> = conn
         .query_first(
             "SELECT CAST(@@GLOBAL.log_bin AS CHAR), CAST(@@GLOBAL.binlog_format AS CHAR), \
              CAST(@@GLOBAL.binlog_row_image AS CHAR)",
         )
         .await;
     let (log_bin, format, image) = match row {
-        Ok(Some(values)) => values,
+        Ok(Some((log_bin, format, image))) => {
+            let unset = || "unset".to_string();
+            (
+                log_bin.unwrap_or_else(unset),
+                format.unwrap_or_else(unset),
+                image.unwrap_or_else(unset),
+            )
+        }
         Ok(None) => return vec![CheckItem::fail(format!("{what}: binlog"), "no answer")],
         Err(e) => {
             return vec![CheckItem::fail(
@@ -233,6 +248,11 @@ mod tests {
         };
         assert!(grants.has("SELECT", Some("shop")));
         assert!(!grants.has("SELECT", Some("other")));
+        let wildcard = Grants {
+            lines: vec!["GRANT SELECT ON `shop\\_%`.* TO `cdc`@`%`".into()],
+        };
+        assert!(wildcard.has("SELECT", Some("shop_eu")));
+        assert!(!wildcard.has("SELECT", Some("shopx")));
         assert!(grants.has("REPLICATION SLAVE", None));
         assert!(grants.has("BINLOG MONITOR", None));
         assert!(!grants.has("REPLICATION CLIENT", None));
