@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::plan::{self, Plan};
 use crate::project::{ProjectFile, SourceKind};
 use crate::source::precheck::{self, CheckItem};
-use crate::{sink, source};
+use crate::{pipeline, sink, source};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -24,6 +24,38 @@ pub enum Command {
         /// The project file.
         project: PathBuf,
     },
+    /// Run the sync types the project enables: schema → full → incremental, resuming from the
+    /// checkpoint. Ctrl-C or SIGTERM pauses cleanly.
+    Run {
+        /// The project file.
+        project: PathBuf,
+        /// Stop (exit 0) once full sync is done and incremental sync has caught up.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Where the checkpoint lives (default `.tributary/<project>/`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        metrics_addr: Option<String>,
+    },
+    /// Show the phase and per-table progress from the checkpoint.
+    Status {
+        /// The project file.
+        project: PathBuf,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the checkpoint: the next run starts over.
+    Reset {
+        /// The project file.
+        project: PathBuf,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Print the SYNC statements equivalent to an OMS object CSV.
     ImportObjects {
         /// The CSV exported from OMS ("Download Project Configuration") or its template.
@@ -37,6 +69,43 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Explain { project } => {
             let plan = load_plan(&project).await?;
             print!("{}", plan.explain());
+            Ok(())
+        }
+        Command::Run {
+            project,
+            until_caught_up,
+            state_dir,
+            metrics_addr,
+        } => {
+            let plan = load_plan(&project).await?;
+            for warning in &plan.warnings {
+                tracing::warn!("{warning}");
+            }
+            let options = pipeline::RunOptions {
+                state_dir,
+                until_caught_up,
+                metrics_addr,
+            };
+            let summary = pipeline::run(plan, options).await?;
+            print_summary(&summary);
+            Ok(())
+        }
+        Command::Status {
+            project,
+            state_dir,
+            json,
+        } => status(&project, state_dir.as_deref(), json),
+        Command::Reset { project, state_dir } => {
+            let project = ProjectFile::load(&project)?;
+            let store = pipeline::state_store(&project, state_dir.as_deref());
+            if store.reset()? {
+                println!(
+                    "reset: forgot {}; the next run starts over",
+                    store.path().display()
+                );
+            } else {
+                println!("reset: no checkpoint at {}", store.path().display());
+            }
             Ok(())
         }
         Command::ImportObjects { csv } => {
@@ -151,4 +220,117 @@ async fn check_binlog_service(source: &crate::project::SourceDef) -> Vec<CheckIt
              to it, or remove 'incremental' from `sync`",
         )],
     }
+}
+
+fn print_summary(summary: &pipeline::RunSummary) {
+    let seconds = summary.elapsed.as_secs_f64().max(0.001);
+    let verb = if summary.paused { "paused" } else { "done" };
+    println!(
+        "run {verb}: {} rows read, {} messages sent to {} topics from {} tables in {:.1} s \
+         ({:.0} rows/s)",
+        summary.rows_read,
+        summary.messages_sent,
+        summary.topics,
+        summary.tables,
+        seconds,
+        summary.rows_read as f64 / seconds
+    );
+    if let Some(handoff) = &summary.handoff {
+        println!(
+            "incremental sync starts at {}:{}{}",
+            handoff.file,
+            handoff.pos,
+            handoff
+                .gtid
+                .as_ref()
+                .map(|g| format!(" (GTID {g})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
+    let project = ProjectFile::load(path)?;
+    let store = pipeline::state_store(&project, state_dir);
+    let Some(checkpoint) = store.load()? else {
+        if json {
+            println!("{{\"phase\":\"not started\"}}");
+        } else {
+            println!("status: {} has not run yet", project.project.name.value);
+        }
+        return Ok(());
+    };
+    let sync = project.project.sync;
+    let phase = if sync.full && !checkpoint.full_done {
+        "full"
+    } else if sync.incremental {
+        "incremental"
+    } else {
+        "done"
+    };
+    let rows_done: u64 = checkpoint.tables.values().map(|t| t.rows_done()).sum();
+    let elapsed = checkpoint
+        .updated_at
+        .saturating_sub(checkpoint.full_started_at)
+        .max(1);
+    let rate = rows_done as f64 / elapsed as f64;
+    if json {
+        let tables: serde_json::Map<String, serde_json::Value> = checkpoint
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "rows_done": t.rows_done(),
+                        "rows_estimate": t.rows_estimate,
+                        "chunks_done": t.chunks.iter().filter(|c| c.done).count(),
+                        "chunks": t.chunks.len(),
+                        "done": t.is_done(),
+                    }),
+                )
+            })
+            .collect();
+        let value = serde_json::json!({
+            "project": checkpoint.project,
+            "phase": phase,
+            "schema_done": checkpoint.schema_done,
+            "full_done": checkpoint.full_done,
+            "rows_done": rows_done,
+            "rows_per_sec": rate.round(),
+            "handoff": checkpoint.handoff,
+            "tables": tables,
+            "updated_at": checkpoint.updated_at,
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "project {}: phase {phase}; schema sync {}, full sync {}; {rows_done} rows done at {rate:.0} rows/s",
+        checkpoint.project,
+        if checkpoint.schema_done {
+            "done"
+        } else {
+            "not done"
+        },
+        if checkpoint.full_done {
+            "done"
+        } else {
+            "not done"
+        },
+    );
+    for (name, t) in &checkpoint.tables {
+        println!(
+            "  {name}: {} of ~{} rows, {}/{} chunks{}",
+            t.rows_done(),
+            t.rows_estimate,
+            t.chunks.iter().filter(|c| c.done).count(),
+            t.chunks.len(),
+            if t.is_done() { ", done" } else { "" }
+        );
+    }
+    if let Some(handoff) = &checkpoint.handoff {
+        println!("  incremental starts at {}:{}", handoff.file, handoff.pos);
+    }
+    Ok(())
 }

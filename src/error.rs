@@ -56,6 +56,12 @@ pub enum Error {
     },
     #[error("{0}")]
     Definite(String),
+    /// Kafka did not acknowledge messages after the producer's retries.
+    #[error("{0}")]
+    Sink(String),
+    /// Ctrl-C or SIGTERM: the run stopped cleanly at a checkpoint.
+    #[error("paused")]
+    Paused,
 }
 
 impl Error {
@@ -69,7 +75,8 @@ impl Error {
                 _ => ErrorKind::Definite,
             },
             Error::Kafka { .. } => ErrorKind::Sink,
-            Error::Definite(_) => ErrorKind::Definite,
+            Error::Definite(_) | Error::Paused => ErrorKind::Definite,
+            Error::Sink(_) => ErrorKind::Sink,
         }
     }
 

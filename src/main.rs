@@ -30,7 +30,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(error) = runtime.block_on(tributary::cli::run(args.command)) {
+    let result = runtime.block_on(tributary::cli::run(args.command));
+    // Do not wait for tasks blocked on the network (the metrics server, a stuck read).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(tributary::Error::Paused) = result {
+        return;
+    }
+    if let Err(error) = result {
         eprintln!("error: {error}");
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {

@@ -437,8 +437,8 @@ impl Plan {
         }
         let _ = writeln!(
             out,
-            "  full sync: {} chunks at once, {} rows per batch",
-            p.project.full_concurrency, p.project.batch_rows
+            "  full sync: {} chunks at once, {} rows per chunk, {} rows per batch",
+            p.project.full_concurrency, p.project.chunk_rows, p.project.batch_rows
         );
         if p.project.sync.schema {
             let _ = writeln!(

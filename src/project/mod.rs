@@ -148,6 +148,8 @@ pub struct ProjectDef {
     pub topic_replication: i32,
     pub full_concurrency: usize,
     pub batch_rows: usize,
+    /// Rows per full-sync chunk: the unit of parallelism and of resuming.
+    pub chunk_rows: u64,
     pub exactly_once: bool,
 }
 

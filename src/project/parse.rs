@@ -557,6 +557,9 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
     let topic_replication = o.integer("topic_replication", 1, 32)?.unwrap_or(1) as i32;
     let full_concurrency = o.integer("full_concurrency", 1, 64)?.unwrap_or(4) as usize;
     let batch_rows = o.integer("batch_rows", 1, 1_000_000)?.unwrap_or(8192) as usize;
+    let chunk_rows = o
+        .integer("chunk_rows", 1, 1_000_000_000)?
+        .unwrap_or(100_000) as u64;
     let exactly_once = o.boolean("exactly_once")?.unwrap_or(false);
     o.finish()?;
 
@@ -613,6 +616,7 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
         topic_replication,
         full_concurrency,
         batch_rows,
+        chunk_rows,
         exactly_once,
     };
     Ok((project, source, sink, start_timestamp))

@@ -1,6 +1,7 @@
 //! The Kafka sink: producer settings and topic administration.
 
 pub mod admin;
+pub mod kafka;
 
 use rdkafka::ClientConfig;
 

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod precheck;
+pub mod snapshot;
 
 use std::time::Duration;
 

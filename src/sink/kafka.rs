@@ -1,0 +1,198 @@
+//! The Kafka producer: many messages in flight, never awaited one by one. Each message carries
+//! its [`Acks`] group (a full-sync chunk) to librdkafka's delivery callback, which counts it down;
+//! the pipeline awaits the group before it checkpoints. Bytes in flight are bounded by a
+//! semaphore that the callback refills, so a slow broker slows the readers instead of growing
+//! memory.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::error::{Error, Result};
+use crate::project::SinkDef;
+
+/// Producer settings tuned for bulk loads; any quoted property of the sink overrides them.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("compression.type", "lz4"),
+    ("linger.ms", "20"),
+    ("batch.size", "1000000"),
+    ("batch.num.messages", "100000"),
+    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.kbytes", "1048576"),
+    ("enable.idempotence", "true"),
+    ("message.timeout.ms", "60000"),
+];
+
+/// Deliveries of one group of messages (a chunk): how many are still unacknowledged, and the
+/// first failure.
+#[derive(Debug, Default)]
+pub struct Acks {
+    pending: AtomicU64,
+    sent: AtomicU64,
+    failure: Mutex<Option<String>>,
+    settled: Notify,
+}
+
+impl Acks {
+    pub fn new() -> Arc<Acks> {
+        Arc::new(Acks::default())
+    }
+
+    /// Messages handed to the producer so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// Waits until every message sent so far is acknowledged; the first delivery error if any.
+    pub async fn settled(&self) -> std::result::Result<(), String> {
+        loop {
+            let notified = self.settled.notified();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+        match self.failure.lock().map(|f| f.clone()) {
+            Ok(Some(failure)) => Err(failure),
+            _ => Ok(()),
+        }
+    }
+
+    fn settle_one(&self, failure: Option<String>) {
+        if let Some(failure) = failure
+            && let Ok(mut first) = self.failure.lock()
+            && first.is_none()
+        {
+            *first = Some(failure);
+        }
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settled.notify_waiters();
+        }
+    }
+}
+
+/// What travels with a message to its delivery callback.
+pub struct Delivery {
+    acks: Arc<Acks>,
+    permits: u32,
+}
+
+pub struct DeliveryContext {
+    in_flight: Arc<Semaphore>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
+        let failure = match result {
+            Ok(_) => None,
+            Err((error, message)) => Some(format!(
+                "Kafka did not take a message for topic {} (key {}): {error}",
+                message.topic(),
+                message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_else(|| "null".into())
+            )),
+        };
+        self.in_flight.add_permits(delivery.permits as usize);
+        delivery.acks.settle_one(failure);
+    }
+}
+
+/// The project's producer.
+pub struct KafkaSink {
+    producer: ThreadedProducer<DeliveryContext>,
+    in_flight: Arc<Semaphore>,
+    /// Permits are KiB of payload; one message never asks for more than all of them.
+    max_permits: u32,
+}
+
+impl KafkaSink {
+    /// A producer with the sink's properties; at most `max_in_flight_bytes` unacknowledged.
+    pub fn new(sink: &SinkDef, max_in_flight_bytes: usize) -> Result<KafkaSink> {
+        let mut config = rdkafka::ClientConfig::new();
+        for (key, value) in DEFAULTS {
+            config.set(*key, *value);
+        }
+        for (key, value) in &sink.properties {
+            config.set(key.value.as_str(), value.as_str());
+        }
+        let max_permits = (max_in_flight_bytes / 1024).max(1) as u32;
+        let in_flight = Arc::new(Semaphore::new(max_permits as usize));
+        let producer = config
+            .create_with_context(DeliveryContext {
+                in_flight: Arc::clone(&in_flight),
+            })
+            .map_err(|e| Error::Kafka {
+                context: format!("sink `{}`: cannot create the producer", sink.name.value),
+                source: e,
+            })?;
+        Ok(KafkaSink {
+            producer,
+            in_flight,
+            max_permits,
+        })
+    }
+
+    /// Hands a message to the producer (waiting only while too many bytes are in flight); its
+    /// acknowledgement is counted in `acks`.
+    pub async fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        acks: &Arc<Acks>,
+    ) -> std::result::Result<(), KafkaError> {
+        let size = payload.len() + key.map_or(0, <[u8]>::len);
+        let permits = ((size / 1024) as u32 + 1).min(self.max_permits);
+        if let Ok(permit) = self.in_flight.acquire_many(permits).await {
+            permit.forget();
+        }
+        acks.pending.fetch_add(1, Ordering::AcqRel);
+        acks.sent.fetch_add(1, Ordering::AcqRel);
+        let mut record = BaseRecord::with_opaque_to(
+            topic,
+            Box::new(Delivery {
+                acks: Arc::clone(acks),
+                permits,
+            }),
+        )
+        .partition(partition)
+        .payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((error, back)) => {
+                    self.in_flight
+                        .add_permits(back.delivery_opaque.permits as usize);
+                    acks.sent.fetch_sub(1, Ordering::AcqRel);
+                    back.delivery_opaque.acks.settle_one(None);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for everything in flight, e.g. before a clean pause.
+    pub fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}

@@ -1,0 +1,300 @@
+//! Full sync's reader: the handoff position, primary-key range chunks, and consistent-snapshot
+//! reads of one chunk into Arrow batches over the binary protocol.
+//!
+//! Chunks are planned once per table and stored in the checkpoint, so a rerun reads the same
+//! ranges and skips the finished ones. Boundaries are found by walking the key index
+//! (`ORDER BY key LIMIT 1 OFFSET chunk_rows - 1`), which works for every key type and for sparse
+//! keys. Each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT`; chunks are
+//! not consistent with each other, which is why the binlog position is taken before the first
+//! chunk: incremental sync replays everything after it (design.md §4, handoff).
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Params, Value};
+
+use super::query_error;
+use crate::batch::BatchBuilder;
+use crate::checkpoint::{BinlogPosition, Chunk, KeyValue};
+use crate::error::{Error, Result};
+use crate::plan::TablePlan;
+use crate::project::{SourceDef, SourceKind};
+
+/// Session settings for reading: TIMESTAMP values in UTC, and OceanBase's short default query
+/// timeout lifted for long scans.
+pub async fn prepare_session(conn: &mut Conn, kind: SourceKind) -> Result<()> {
+    conn.query_drop("SET time_zone = '+00:00'")
+        .await
+        .map_err(query_error("setting the session time zone"))?;
+    if kind == SourceKind::OceanBase {
+        conn.query_drop("SET ob_query_timeout = 86400000000, ob_trx_timeout = 86400000000")
+            .await
+            .map_err(query_error("raising OceanBase's query timeout"))?;
+    }
+    Ok(())
+}
+
+/// The binlog position now, from the server that serves the binlog; `None` when it has none.
+pub async fn binlog_position(source: &SourceDef) -> Result<Option<BinlogPosition>> {
+    let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
+    let status: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+        Ok(row) => row,
+        Err(_) if source.kind == SourceKind::OceanBase => return Ok(None),
+        Err(e) => {
+            return Err(query_error(
+                "reading the binlog position (SHOW MASTER STATUS)",
+            )(e));
+        }
+    };
+    let Some(row) = status else {
+        return Ok(None);
+    };
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    let (Some(file), Some(pos)) = (file, pos) else {
+        return Ok(None);
+    };
+    let gtid: Option<String> = match source.kind {
+        SourceKind::MariaDb => conn
+            .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await
+            .ok()
+            .flatten(),
+        _ => row.get::<Option<String>, _>(4).flatten(),
+    };
+    Ok(Some(BinlogPosition {
+        file,
+        pos,
+        gtid: gtid.filter(|g| !g.is_empty()),
+    }))
+}
+
+/// A batch is cut early when its values pass this size: Arrow's 32-bit offsets cap one column at
+/// 2 GiB, and memory stays bounded however wide the rows are.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn table_name(table: &TablePlan) -> String {
+    format!("{}.{}", quote(&table.database), quote(&table.table))
+}
+
+fn key_list(table: &TablePlan) -> String {
+    table
+        .key
+        .iter()
+        .map(|&i| quote(&table.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(a, b) > (?, ?)` (or `a > ?` for one column).
+fn key_compare(table: &TablePlan, op: &str) -> String {
+    let placeholders = vec!["?"; table.key.len()].join(", ");
+    if table.key.len() == 1 {
+        format!("{} {op} ?", key_list(table))
+    } else {
+        format!("({}) {op} ({placeholders})", key_list(table))
+    }
+}
+
+fn to_key(value: Value) -> KeyValue {
+    match value {
+        Value::NULL => KeyValue::Bytes(Vec::new()),
+        Value::Bytes(b) => KeyValue::Bytes(b),
+        Value::Int(i) => KeyValue::Int(i),
+        Value::UInt(u) => KeyValue::UInt(u),
+        Value::Float(f) => KeyValue::Double(f as f64),
+        Value::Double(d) => KeyValue::Double(d),
+        Value::Date(y, mo, d, h, mi, s, us) => KeyValue::DateTime([
+            y as u32, mo as u32, d as u32, h as u32, mi as u32, s as u32, us,
+        ]),
+        Value::Time(neg, d, h, m, s, us) => KeyValue::Time(neg, d, h, m, s, us),
+    }
+}
+
+fn from_key(value: &KeyValue) -> Value {
+    match value {
+        KeyValue::Int(i) => Value::Int(*i),
+        KeyValue::UInt(u) => Value::UInt(*u),
+        KeyValue::Double(d) => Value::Double(*d),
+        KeyValue::Bytes(b) => Value::Bytes(b.clone()),
+        KeyValue::DateTime([y, mo, d, h, mi, s, us]) => Value::Date(
+            *y as u16, *mo as u8, *d as u8, *h as u8, *mi as u8, *s as u8, *us,
+        ),
+        KeyValue::Time(neg, d, h, m, s, us) => Value::Time(*neg, *d, *h, *m, *s, *us),
+    }
+}
+
+fn table_error(table: &TablePlan, what: &str) -> impl FnOnce(mysql_async::Error) -> Error {
+    let qualified = table.qualified();
+    let what = what.to_string();
+    move |e| match &e {
+        mysql_async::Error::Server(server) if server.code == 1146 => Error::Definite(format!(
+            "table {qualified} no longer exists (it was dropped during full sync): {}; remove it \
+             from the project or re-create it, then rerun",
+            server.message
+        )),
+        _ => Error::Source {
+            context: format!("{what} of table {qualified}"),
+            source: e,
+        },
+    }
+}
+
+/// Splits a table into key ranges of about `chunk_rows` rows. A table without a key is one
+/// chunk, read in one scan. Returns the chunks and the source's row estimate.
+pub async fn plan_chunks(
+    conn: &mut Conn,
+    table: &TablePlan,
+    chunk_rows: u64,
+) -> Result<(Vec<Chunk>, u64)> {
+    let estimate: Option<u64> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND \
+             TABLE_NAME = ?",
+            (&table.database, &table.table),
+        )
+        .await
+        .map_err(table_error(table, "estimating the size"))?
+        .flatten();
+    let estimate = estimate.unwrap_or(0);
+    let whole = Chunk {
+        lower: None,
+        upper: None,
+        done: false,
+        rows: 0,
+    };
+    if table.key.is_empty() {
+        return Ok((vec![whole], estimate));
+    }
+    let mut bounds: Vec<Vec<KeyValue>> = Vec::new();
+    loop {
+        let (filter, params) = match bounds.last() {
+            Some(last) => (
+                format!("WHERE {}", key_compare(table, ">")),
+                Params::Positional(last.iter().map(from_key).collect()),
+            ),
+            None => (String::new(), Params::Empty),
+        };
+        let sql = format!(
+            "SELECT {keys} FROM {name} {filter} ORDER BY {keys} LIMIT 1 OFFSET {offset}",
+            keys = key_list(table),
+            name = table_name(table),
+            offset = chunk_rows.max(1) - 1,
+        );
+        let row: Option<mysql_async::Row> = conn
+            .exec_first(sql, params)
+            .await
+            .map_err(table_error(table, "splitting into chunks"))?;
+        match row {
+            Some(row) => bounds.push(row.unwrap().into_iter().map(to_key).collect()),
+            None => break,
+        }
+    }
+    let mut chunks = Vec::with_capacity(bounds.len() + 1);
+    let mut lower = None;
+    for bound in bounds {
+        chunks.push(Chunk {
+            lower: lower.take(),
+            upper: Some(bound.clone()),
+            done: false,
+            rows: 0,
+        });
+        lower = Some(bound);
+    }
+    chunks.push(Chunk {
+        lower,
+        upper: None,
+        done: false,
+        rows: 0,
+    });
+    Ok((chunks, estimate))
+}
+
+/// What a chunk reader hands its batches to (the rest of the pipeline).
+pub trait BatchHandler {
+    fn handle(
+        &mut self,
+        batch: arrow::record_batch::RecordBatch,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+/// Reads one chunk in a consistent snapshot, handing each batch of `batch_rows` rows (all table
+/// columns, in key order) to `handler`. Returns the rows read.
+pub async fn read_chunk<H: BatchHandler + Send>(
+    conn: &mut Conn,
+    table: &TablePlan,
+    chunk: &Chunk,
+    batch_rows: usize,
+    handler: &mut H,
+) -> Result<u64> {
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if let Some(lower) = &chunk.lower {
+        conditions.push(key_compare(table, ">"));
+        params.extend(lower.iter().map(from_key));
+    }
+    if let Some(upper) = &chunk.upper {
+        conditions.push(key_compare(table, "<="));
+        params.extend(upper.iter().map(from_key));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let order = if table.key.is_empty() {
+        String::new()
+    } else {
+        format!("ORDER BY {}", key_list(table))
+    };
+    let sql = format!(
+        "SELECT {columns} FROM {name} {filter} {order}",
+        name = table_name(table)
+    );
+    let params = if params.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(params)
+    };
+
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .map_err(table_error(table, "starting the snapshot"))?;
+    let mut builder = BatchBuilder::new(std::sync::Arc::clone(&table.schema), batch_rows);
+    let mut rows = 0u64;
+    {
+        let mut result = conn
+            .exec_iter(sql, params)
+            .await
+            .map_err(table_error(table, "reading"))?;
+        while let Some(row) = result.next().await.map_err(table_error(table, "reading"))? {
+            let values = row.unwrap();
+            builder.push_row(&values).map_err(|e| {
+                Error::Definite(format!(
+                    "table {}: cannot decode a row ({e}); please report this with the column's \
+                     type",
+                    table.qualified()
+                ))
+            })?;
+            rows += 1;
+            if builder.len() >= batch_rows || builder.bytes() >= MAX_BATCH_BYTES {
+                handler.handle(builder.finish()).await?;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        handler.handle(builder.finish()).await?;
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(table_error(table, "ending the snapshot"))?;
+    Ok(rows)
+}
