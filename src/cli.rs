@@ -226,10 +226,11 @@ fn print_summary(summary: &pipeline::RunSummary) {
     let seconds = summary.elapsed.as_secs_f64().max(0.001);
     let verb = if summary.paused { "paused" } else { "done" };
     println!(
-        "run {verb}: {} rows read, {} messages sent to {} topics from {} tables in {:.1} s \
-         ({:.0} rows/s)",
+        "run {verb}: {} rows read, {} messages sent ({} bytes) to {} topics from {} tables in \
+         {:.1} s ({:.0} rows/s)",
         summary.rows_read,
         summary.messages_sent,
+        summary.bytes_sent,
         summary.topics,
         summary.tables,
         seconds,

@@ -43,6 +43,7 @@ pub struct RunSummary {
     pub topics: usize,
     pub rows_read: u64,
     pub messages_sent: u64,
+    pub bytes_sent: u64,
     pub elapsed: Duration,
     pub paused: bool,
     /// Where incremental sync starts (or would start).
@@ -134,6 +135,11 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         .tables
         .values()
         .map(|t| t.messages_sent.load(Ordering::Relaxed))
+        .sum();
+    summary.bytes_sent = metrics
+        .tables
+        .values()
+        .map(|t| t.bytes_sent.load(Ordering::Relaxed))
         .sum();
     summary.handoff = checkpoint.handoff.clone();
     summary.elapsed = started.elapsed();

@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::Outcome;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mysql_async::Conn;
 use mysql_async::prelude::*;
@@ -15,40 +16,11 @@ static SERVER_SETTINGS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new((
 
 async fn create_shop_schema(conn: &mut Conn) {
     let schema = std::fs::read_to_string("sql/demo/shop_schema.sql").expect("shop schema");
-    for statement in schema.split(";\n") {
-        let statement: String = statement
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !statement.trim().is_empty() {
-            conn.query_drop(&statement)
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
-        }
-    }
-}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn tributary(args: &[&str]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(args)
-        .output()
-        .expect("run tributary");
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::run_sql(conn, &schema).await;
 }
 
 fn check(project: &Path) -> Outcome {
-    tributary(&["check", project.to_str().expect("utf-8 path")])
+    common::tributary(&["check", project.to_str().expect("utf-8 path")])
 }
 
 /// Writes a project file from the quickstart example with some text replaced.
@@ -247,7 +219,7 @@ async fn topic_problems_fail_the_topic_check() {
 #[tokio::test]
 async fn explain_and_import_objects_print_what_they_read() {
     let _guard = prepare().await;
-    let outcome = tributary(&["explain", "sql/examples/quickstart.sql"]);
+    let outcome = common::tributary(&["explain", "sql/examples/quickstart.sql"]);
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     assert!(
         outcome
@@ -258,13 +230,13 @@ async fn explain_and_import_objects_print_what_they_read() {
     );
     assert!(outcome.stdout.contains("filter: status <> 'test'"));
 
-    let outcome = tributary(&["import-objects", "testdata/objects/oms_objects.csv"]);
+    let outcome = common::tributary(&["import-objects", "testdata/objects/oms_objects.csv"]);
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
     let expected =
         std::fs::read_to_string("testdata/objects/oms_objects.out").expect("expected output");
     assert_eq!(outcome.stdout, expected);
 
-    let outcome = tributary(&[
+    let outcome = common::tributary(&[
         "explain",
         "testdata/sql/err_option_unknown_project_typo.sql",
     ]);

@@ -85,3 +85,94 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
+
+/// What a `tributary` command printed and how it exited.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `tributary` binary built for this test run.
+pub fn tributary(args: &[&str]) -> Outcome {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(args)
+        .output()
+        .expect("run tributary");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fresh directory for a test's project file and state.
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+/// Reads a topic from the beginning until `expected` messages arrived and the topic stays quiet
+/// for a moment (so extra messages are seen too), or until `timeout`.
+pub fn consume_all(topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka_config()
+        .set("group.id", unique("test_consumer"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut quiet_since = std::time::Instant::now();
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                messages.push(Consumed {
+                    partition: message.partition(),
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
+                        .into_owned(),
+                });
+                quiet_since = std::time::Instant::now();
+            }
+            Some(Err(e)) => panic!("consuming {topic}: {e}"),
+            None => {
+                if messages.len() >= expected && quiet_since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+        }
+    }
+    messages
+}
+
+/// Runs SQL statements separated by `;\n` (comment lines skipped).
+pub async fn run_sql(conn: &mut Conn, script: &str) {
+    use mysql_async::prelude::Queryable;
+    for statement in script.split(";\n") {
+        let statement: String = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !statement.trim().is_empty() {
+            conn.query_drop(&statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Full sync end to end against the real MariaDB, seekdb and Kafka: every row arrives once,
+//! filtered and projected, on the partition the Java client would pick; reruns skip finished
+//! chunks; `kill -9` loses nothing; a dropped table and an oversized row are named.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use serde_json::Value;
+
+/// Creates `db.items` with `rows` rows: id, grp = id % 5, and a mix of types.
+async fn create_items(db: &str, rows: u64) {
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.items (id BIGINT PRIMARY KEY, grp INT NOT NULL, name VARCHAR(40),
+  amount DECIMAL(12,2), created DATETIME(3), flag BOOL, data VARBINARY(8), note TEXT);
+INSERT INTO {db}.items SELECT seq, seq % 5, CONCAT('item ', seq), seq * 1.25,
+  TIMESTAMP('2024-01-01 00:00:00') + INTERVAL seq SECOND, seq % 2 = 0,
+  UNHEX(LPAD(HEX(seq), 4, '0')), IF(seq % 7 = 0, NULL, 'n') FROM {db}.seq_1_to_{rows}"
+        ),
+    )
+    .await;
+}
+
+struct Project {
+    file: PathBuf,
+    state: PathBuf,
+}
+
+impl Project {
+    fn new(name: &str, source: &str, options: &str, sink_extra: &str, syncs: &str) -> Project {
+        let dir = common::temp_dir(name);
+        let file = dir.join(format!("{name}.sql"));
+        let text = format!(
+            "CREATE SOURCE src WITH ({source});
+CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}'{sink_extra});
+CREATE PROJECT {name} FROM src TO kafka WITH (sync = 'schema, full', topic_partitions = 3,
+  batch_rows = 500{options});
+{syncs}
+",
+            kafka = common::kafka_bootstrap()
+        );
+        std::fs::write(&file, text).expect("write project");
+        Project {
+            file,
+            state: dir.join("state"),
+        }
+    }
+
+    fn state(&self) -> &Path {
+        &self.state
+    }
+
+    fn args<'a>(&'a self, command: &'a str) -> Vec<&'a str> {
+        let mut args = vec![command, self.file.to_str().unwrap()];
+        args.extend(["--state-dir", self.state.to_str().unwrap()]);
+        args
+    }
+
+    fn run(&self) -> common::Outcome {
+        let mut args = self.args("run");
+        args.push("--until-caught-up");
+        common::tributary(&args)
+    }
+
+    fn spawn(&self) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(self.args("run"))
+            .arg("--until-caught-up")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tributary")
+    }
+
+    fn checkpoint(&self) -> Option<Value> {
+        let bytes = std::fs::read(self.state().join("checkpoint.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn chunks_done(&self) -> usize {
+        self.checkpoint()
+            .map(|c| {
+                c["tables"]
+                    .as_object()
+                    .map(|tables| {
+                        tables
+                            .values()
+                            .flat_map(|t| t["chunks"].as_array().cloned().unwrap_or_default())
+                            .filter(|chunk| chunk["done"] == Value::Bool(true))
+                            .count()
+                    })
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `chunks` chunks are checkpointed.
+    fn wait_for_chunks(&self, chunks: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.chunks_done() < chunks {
+            assert!(Instant::now() < deadline, "no chunk finished within 120 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn mariadb_source() -> String {
+    "type = 'mariadb', host = '127.0.0.1', port = 3307, user = 'root'".to_string()
+}
+
+fn ids(messages: &[common::Consumed]) -> HashMap<i64, usize> {
+    let mut seen = HashMap::new();
+    for m in messages {
+        let key: Value = serde_json::from_str(m.key.as_deref().expect("a key")).expect("JSON key");
+        *seen.entry(key["id"].as_i64().expect("id")).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn full_sync_sends_filtered_projected_rows_and_reruns_skip_finished_chunks() {
+    let db = common::unique("fs_items");
+    create_items(&db, 5000).await;
+    let topic = common::unique("fs_items");
+    let project = Project::new(
+        "fs_basic",
+        &mariadb_source(),
+        ", chunk_rows = 700, full_concurrency = 3",
+        "",
+        &format!(
+            "SYNC TABLE {db}.items TO TOPIC '{topic}' COLUMNS (id, name, amount, created, flag, \
+             data) WHERE grp <> 3;"
+        ),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome
+            .stdout
+            .contains("run done: 5000 rows read, 4000 messages sent"),
+        "{}",
+        outcome.stdout
+    );
+
+    let messages = common::consume_all(&topic, 4000, Duration::from_secs(60));
+    assert_eq!(messages.len(), 4000);
+    let seen = ids(&messages);
+    assert_eq!(seen.len(), 4000, "every message has its own key");
+    assert!(
+        seen.keys().all(|id| id % 5 != 3),
+        "the filter dropped grp 3"
+    );
+    for m in &messages {
+        let key = m.key.as_deref().unwrap();
+        assert_eq!(
+            m.partition,
+            tributary::partition::partition_for_key(key.as_bytes(), 3),
+            "key {key} is on the Java client's partition"
+        );
+        let value: Value = serde_json::from_str(&m.payload).expect("valid JSON");
+        assert_eq!(value["recordType"], "ROW");
+        assert_eq!(value["prevStruct"], Value::Null);
+        let columns: Vec<&String> = value["postStruct"].as_object().unwrap().keys().collect();
+        assert_eq!(columns, ["amount", "created", "data", "flag", "id", "name"]);
+        assert_eq!(value["allMetaData"]["table_name"], "items");
+        assert_eq!(value["allMetaData"]["db"], db.as_str());
+        assert_eq!(value["allMetaData"]["dbType"], "MYSQL");
+    }
+    let seven = messages
+        .iter()
+        .find(|m| m.key.as_deref() == Some("{\"id\":7}"))
+        .expect("row 7");
+    assert!(
+        seven.payload.starts_with(
+            "{\"prevStruct\":null,\"postStruct\":{\"id\":7,\"name\":\"item 7\",\"amount\":8.75,\
+             \"created\":\"2024-01-01 00:00:07\",\"flag\":0,\"data\":\"AAc=\"},\"allMetaData\":\
+             {\"checkpoint\":\"id=7\",\"record_primary_key\":\"id\",\"record_primary_value\":\"7\""
+        ),
+        "{}",
+        seven.payload
+    );
+
+    let status = common::tributary(&{
+        let mut args = project.args("status");
+        args.push("--json");
+        args
+    });
+    let status: Value = serde_json::from_str(&status.stdout).expect("status --json");
+    assert_eq!(status["full_done"], true);
+    assert_eq!(status["rows_done"], 5000);
+    assert_eq!(status["tables"][format!("{db}.items")]["chunks"], 8);
+
+    // A rerun of a finished project reads nothing.
+    let outcome = project.run();
+    assert!(
+        outcome.stdout.contains("run done: 0 rows read"),
+        "{}",
+        outcome.stdout
+    );
+
+    // Forget the last two chunks (ids 4201..=5000): a rerun reads exactly those again.
+    let mut checkpoint = project.checkpoint().expect("checkpoint");
+    checkpoint["full_done"] = Value::Bool(false);
+    let chunks = checkpoint["tables"][format!("{db}.items")]["chunks"]
+        .as_array_mut()
+        .unwrap();
+    for chunk in chunks.iter_mut().skip(6) {
+        chunk["done"] = Value::Bool(false);
+    }
+    std::fs::write(
+        project.state().join("checkpoint.json"),
+        serde_json::to_vec(&checkpoint).unwrap(),
+    )
+    .unwrap();
+    let outcome = project.run();
+    assert!(
+        outcome.stdout.contains("run done: 800 rows read"),
+        "{}",
+        outcome.stdout
+    );
+    let again = (4201..=5000).filter(|id| id % 5 != 3).count();
+    let messages = common::consume_all(&topic, 4000 + again, Duration::from_secs(60));
+    assert_eq!(messages.len(), 4000 + again);
+
+    let outcome = common::tributary(&project.args("reset"));
+    assert!(
+        outcome.stdout.contains("reset: forgot"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(project.checkpoint().is_none());
+}
+
+#[tokio::test]
+async fn kill_9_mid_sync_then_rerun_delivers_every_row() {
+    let db = common::unique("fs_kill");
+    let rows = 300_000u64;
+    create_items(&db, rows).await;
+    let topic = common::unique("fs_kill");
+    let (concurrency, chunk_rows) = (2, 10_000);
+    let project = Project::new(
+        "fs_kill",
+        &mariadb_source(),
+        &format!(", chunk_rows = {chunk_rows}, full_concurrency = {concurrency}"),
+        "",
+        &format!("SYNC TABLE {db}.items TO TOPIC '{topic}';"),
+    );
+    let mut child = project.spawn();
+    project.wait_for_chunks(2);
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let checkpoint = project.checkpoint().expect("checkpoint");
+    assert_eq!(
+        checkpoint["full_done"], false,
+        "the kill must land mid-sync for this test to mean anything"
+    );
+
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    let seen = ids(&messages);
+    assert_eq!(seen.len() as u64, rows, "every source row is in Kafka");
+    assert!(seen.keys().all(|id| (1..=rows as i64).contains(id)));
+    let duplicates = messages.len() as u64 - rows;
+    assert!(
+        duplicates <= concurrency * chunk_rows,
+        "{duplicates} duplicates: more than the {concurrency} chunks of {chunk_rows} rows in flight"
+    );
+}
+
+#[tokio::test]
+async fn a_table_dropped_mid_sync_is_named() {
+    let db = common::unique("fs_drop");
+    create_items(&db, 300_000).await;
+    let project = Project::new(
+        "fs_drop",
+        &mariadb_source(),
+        ", chunk_rows = 5000, full_concurrency = 1",
+        "",
+        &format!(
+            "SYNC TABLE {db}.items TO TOPIC '{}';",
+            common::unique("fs_drop")
+        ),
+    );
+    let child = project.spawn();
+    project.wait_for_chunks(1);
+    let mut conn = common::mariadb().await;
+    conn.query_drop(format!("DROP TABLE {db}.items"))
+        .await
+        .expect("drop");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "table {db}.items no longer exists (it was dropped during full sync)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_row_larger_than_the_message_limit_is_named() {
+    let db = common::unique("fs_big");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.blobs (id INT PRIMARY KEY, body LONGBLOB);
+INSERT INTO {db}.blobs VALUES (1, 'small'), (2, REPEAT('x', 2000000))"
+        ),
+    )
+    .await;
+    let project = Project::new(
+        "fs_big",
+        &mariadb_source(),
+        "",
+        ", 'message.max.bytes' = '1000000'",
+        &format!(
+            "SYNC TABLE {db}.blobs TO TOPIC '{}';",
+            common::unique("fs_big")
+        ),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 2, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "table {db}.blobs: the row with key {{\"id\":2}} is larger than"
+        )),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[tokio::test]
+async fn seekdb_tables_sync_in_full() {
+    let db = common::unique("fs_ob");
+    let mut conn = common::seekdb().await;
+    let values: Vec<String> = (1..=1000)
+        .map(|i| format!("({i}, 'row {i}', {i}.5, '2024-05-01 10:00:0{}')", i % 10))
+        .collect();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, name VARCHAR(20), amount DECIMAL(10,1), at DATETIME);
+INSERT INTO {db}.t VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let topic = common::unique("fs_ob");
+    let project = Project::new(
+        "fs_ob",
+        "type = 'oceanbase', host = '127.0.0.1', port = 2881, user = 'root'",
+        ", chunk_rows = 300",
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let messages = common::consume_all(&topic, 1000, Duration::from_secs(60));
+    assert_eq!(ids(&messages).len(), 1000);
+    let one = messages
+        .iter()
+        .find(|m| m.key.as_deref() == Some("{\"id\":12}"))
+        .expect("row 12");
+    let value: Value = serde_json::from_str(&one.payload).unwrap();
+    assert_eq!(value["allMetaData"]["dbType"], "OB_MYSQL");
+    assert_eq!(
+        value["postStruct"].to_string(),
+        "{\"amount\":12.5,\"at\":\"2024-05-01 10:00:02\",\"id\":12,\"name\":\"row 12\"}"
+    );
+}
