@@ -106,3 +106,33 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counters_are_served_in_prometheus_text() {
+        let metrics = Metrics::new(["shop.orders".to_string()]);
+        metrics
+            .table("shop.orders")
+            .rows_read
+            .fetch_add(42, Ordering::Relaxed);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Arc::clone(&metrics)));
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(
+            response.contains("tributary_rows_read_total{table=\"shop.orders\"} 42"),
+            "{response}"
+        );
+        assert!(response.contains("# TYPE tributary_messages_sent_total counter"));
+    }
+}
