@@ -218,7 +218,7 @@ async fn schema_sync(
                     missing.join(", ")
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     for table in &plan.tables {

@@ -8,7 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use mysql_async::prelude::*;
 use tributary::project::ProjectFile;
 
 async fn plan_or_error(path: &Path) -> String {
@@ -34,18 +33,7 @@ async fn project_files_plan_as_expected() {
 
     let mut conn = common::mariadb().await;
     let schema = std::fs::read_to_string("testdata/sql/schema.sql").expect("schema.sql");
-    for statement in schema.split(";\n").map(str::trim) {
-        let statement: String = statement
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !statement.trim().is_empty() {
-            conn.query_drop(&statement)
-                .await
-                .unwrap_or_else(|e| panic!("schema statement failed: {statement}: {e}"));
-        }
-    }
+    common::run_sql(&mut conn, &schema).await;
 
     let bless = std::env::var("TRIBUTARY_BLESS").is_ok_and(|v| v == "1");
     let mut files: Vec<PathBuf> = std::fs::read_dir("testdata/sql")

@@ -253,20 +253,48 @@ fn parse_text<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
-/// `-123.45` with scale 2 → -12345; digits beyond the scale are an error (the server sends exactly
-/// `scale` fraction digits).
-pub fn parse_decimal(text: &[u8], scale: i8) -> Option<i128> {
+/// The integer types a DECIMAL's unscaled value is parsed into.
+trait Unscaled: Copy {
+    const ZERO: Self;
+    fn push_digit(self, digit: u8) -> Option<Self>;
+    fn negate(self) -> Option<Self>;
+}
+
+impl Unscaled for i128 {
+    const ZERO: Self = 0;
+    fn push_digit(self, digit: u8) -> Option<Self> {
+        self.checked_mul(10)?.checked_add(digit as i128)
+    }
+    fn negate(self) -> Option<Self> {
+        self.checked_neg()
+    }
+}
+
+impl Unscaled for i256 {
+    const ZERO: Self = i256::ZERO;
+    fn push_digit(self, digit: u8) -> Option<Self> {
+        self.checked_mul(i256::from_i128(10))?
+            .checked_add(i256::from_i128(digit as i128))
+    }
+    fn negate(self) -> Option<Self> {
+        self.checked_neg()
+    }
+}
+
+/// `-123.45` with scale 2 → -12345; more fraction digits than the scale is an error (the server
+/// sends exactly `scale` of them).
+fn parse_unscaled<T: Unscaled>(text: &[u8], scale: i8) -> Option<T> {
     let (negative, digits) = match text.first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let mut value: i128 = 0;
+    let mut value = T::ZERO;
     let mut fraction_digits: i8 = -1;
     for &c in digits {
         match c {
             b'0'..=b'9' => {
-                value = value.checked_mul(10)?.checked_add((c - b'0') as i128)?;
+                value = value.push_digit(c - b'0')?;
                 if fraction_digits >= 0 {
                     fraction_digits += 1;
                 }
@@ -275,52 +303,25 @@ pub fn parse_decimal(text: &[u8], scale: i8) -> Option<i128> {
             _ => return None,
         }
     }
-    let mut have = fraction_digits.max(0);
-    if have > scale {
+    for _ in fraction_digits.max(0)..scale {
+        value = value.push_digit(0)?;
+    }
+    if fraction_digits > scale {
         return None;
     }
-    while have < scale {
-        value = value.checked_mul(10)?;
-        have += 1;
+    if negative {
+        value.negate()
+    } else {
+        Some(value)
     }
-    Some(if negative { -value } else { value })
+}
+
+pub fn parse_decimal(text: &[u8], scale: i8) -> Option<i128> {
+    parse_unscaled(text, scale)
 }
 
 fn parse_decimal256(text: &[u8], scale: i8) -> Option<i256> {
-    let (negative, digits) = match text.first()? {
-        b'-' => (true, &text[1..]),
-        _ => (false, text),
-    };
-    let ten = i256::from_i128(10);
-    let mut value = i256::ZERO;
-    let mut fraction_digits: i8 = -1;
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                value = value
-                    .checked_mul(ten)?
-                    .checked_add(i256::from_i128((c - b'0') as i128))?;
-                if fraction_digits >= 0 {
-                    fraction_digits += 1;
-                }
-            }
-            b'.' if fraction_digits < 0 => fraction_digits = 0,
-            _ => return None,
-        }
-    }
-    let mut have = fraction_digits.max(0);
-    if have > scale {
-        return None;
-    }
-    while have < scale {
-        value = value.checked_mul(ten)?;
-        have += 1;
-    }
-    Some(if negative {
-        value.checked_neg()?
-    } else {
-        value
-    })
+    parse_unscaled(text, scale)
 }
 
 impl BatchBuilder {

@@ -168,6 +168,9 @@ pub async fn plan_chunks(
     if table.key.is_empty() {
         return Ok((vec![whole], estimate));
     }
+    if let Some(bounds) = integer_bounds(conn, table, estimate, chunk_rows).await? {
+        return Ok((chunks_between(bounds), estimate));
+    }
     let mut bounds: Vec<Vec<KeyValue>> = Vec::new();
     loop {
         let (filter, params) = match bounds.last() {
@@ -192,6 +195,11 @@ pub async fn plan_chunks(
             None => break,
         }
     }
+    Ok((chunks_between(bounds), estimate))
+}
+
+/// Chunks `(-inf, b1], (b1, b2], ..., (bn, +inf)`.
+fn chunks_between(bounds: Vec<Vec<KeyValue>>) -> Vec<Chunk> {
     let mut chunks = Vec::with_capacity(bounds.len() + 1);
     let mut lower = None;
     for bound in bounds {
@@ -209,7 +217,68 @@ pub async fn plan_chunks(
         done: false,
         rows: 0,
     });
-    Ok((chunks, estimate))
+    chunks
+}
+
+/// A single integer key is split arithmetically between its MIN and MAX (two index lookups)
+/// instead of walking the index; `None` for other keys. Gaps in the key make chunks uneven,
+/// never wrong.
+async fn integer_bounds(
+    conn: &mut Conn,
+    table: &TablePlan,
+    estimate: u64,
+    chunk_rows: u64,
+) -> Result<Option<Vec<Vec<KeyValue>>>> {
+    use crate::plan::SqlType::*;
+    let [key] = table.key[..] else {
+        return Ok(None);
+    };
+    let integer = matches!(
+        table.columns[key].sql_type,
+        TinyInt { .. } | SmallInt { .. } | MediumInt { .. } | Int { .. } | BigInt { .. }
+    );
+    if !integer {
+        return Ok(None);
+    }
+    let column = quote(&table.columns[key].name);
+    let range: Option<(Option<i128>, Option<i128>)> = conn
+        .query_first(format!(
+            "SELECT CAST(MIN({column}) AS CHAR), CAST(MAX({column}) AS CHAR) FROM {}",
+            table_name(table)
+        ))
+        .await
+        .map_err(table_error(table, "reading the key range"))?
+        .map(|(min, max): (Option<String>, Option<String>)| {
+            (
+                min.and_then(|m| m.parse().ok()),
+                max.and_then(|m| m.parse().ok()),
+            )
+        });
+    let Some((Some(min), Some(max))) = range else {
+        return Ok(Some(Vec::new()));
+    };
+    let chunks = estimate.div_ceil(chunk_rows.max(1)).max(1) as i128;
+    let step = ((max - min + 1) / chunks).max(1);
+    let unsigned = matches!(
+        table.columns[key].sql_type,
+        TinyInt { unsigned: true }
+            | SmallInt { unsigned: true }
+            | MediumInt { unsigned: true }
+            | Int { unsigned: true }
+            | BigInt { unsigned: true }
+    );
+    let bounds = (1..chunks)
+        .map(|i| min + i * step - 1)
+        .take_while(|bound| *bound < max)
+        .map(|bound| {
+            vec![if unsigned {
+                KeyValue::UInt(bound as u64)
+            } else {
+                KeyValue::Int(bound as i64)
+            }]
+        })
+        .collect();
+    Ok(Some(bounds))
 }
 
 /// What a chunk reader hands its batches to (the rest of the pipeline).
