@@ -61,6 +61,61 @@ impl TableProgress {
     }
 }
 
+/// One table's schema in the schema history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub database: String,
+    pub name: String,
+    /// Name, `COLUMN_TYPE`, nullable.
+    pub columns: Vec<(String, String, bool)>,
+    pub primary_key: Vec<String>,
+    pub unique_keys: Vec<(String, Vec<String>)>,
+}
+
+impl TableSchema {
+    pub fn of(catalog: &crate::plan::Catalog) -> Vec<TableSchema> {
+        catalog
+            .tables
+            .iter()
+            .map(|t| TableSchema {
+                database: t.database.clone(),
+                name: t.name.clone(),
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.column_type.clone(), c.nullable))
+                    .collect(),
+                primary_key: t.primary_key.clone(),
+                unique_keys: t.unique_keys.clone(),
+            })
+            .collect()
+    }
+
+    pub fn catalog(schemas: &[TableSchema]) -> crate::plan::Catalog {
+        crate::plan::Catalog {
+            tables: schemas
+                .iter()
+                .map(|t| crate::plan::TableDef {
+                    database: t.database.clone(),
+                    name: t.name.clone(),
+                    columns: t
+                        .columns
+                        .iter()
+                        .map(|(name, column_type, nullable)| crate::plan::ColumnDef {
+                            name: name.clone(),
+                            sql_type: crate::plan::SqlType::parse(column_type),
+                            column_type: column_type.clone(),
+                            nullable: *nullable,
+                        })
+                        .collect(),
+                    primary_key: t.primary_key.clone(),
+                    unique_keys: t.unique_keys.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Where incremental sync starts after full sync (design.md §4, handoff).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinlogPosition {
@@ -77,6 +132,14 @@ pub struct Checkpoint {
     /// Recorded before full sync reads anything; `None` when the source has no binlog.
     pub handoff: Option<BinlogPosition>,
     pub full_done: bool,
+    /// Where incremental sync continues: the end of the last transaction whose messages Kafka
+    /// all acknowledged.
+    #[serde(default)]
+    pub incremental: Option<BinlogPosition>,
+    /// The source's table schemas as of `incremental`: a restart decodes the events after it
+    /// with the schemas they were written with, not today's.
+    #[serde(default)]
+    pub schemas: Option<Vec<TableSchema>>,
     /// Unix seconds when full sync first started, for the rate `status` shows.
     #[serde(default)]
     pub full_started_at: u64,

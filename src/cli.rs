@@ -236,7 +236,12 @@ fn print_summary(summary: &pipeline::RunSummary) {
         seconds,
         summary.rows_read as f64 / seconds
     );
-    if let Some(handoff) = &summary.handoff {
+    if let Some(position) = &summary.position {
+        println!(
+            "incremental sync: {} changes sent; acknowledged up to {}:{}",
+            summary.events, position.file, position.pos
+        );
+    } else if let Some(handoff) = &summary.handoff {
         println!(
             "incremental sync starts at {}:{}{}",
             handoff.file,
@@ -300,6 +305,7 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
             "rows_done": rows_done,
             "rows_per_sec": rate.round(),
             "handoff": checkpoint.handoff,
+            "incremental": checkpoint.incremental,
             "tables": tables,
             "updated_at": checkpoint.updated_at,
         });
@@ -330,8 +336,15 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
             if t.is_done() { ", done" } else { "" }
         );
     }
-    if let Some(handoff) = &checkpoint.handoff {
-        println!("  incremental starts at {}:{}", handoff.file, handoff.pos);
+    match (&checkpoint.incremental, &checkpoint.handoff) {
+        (Some(position), _) => println!(
+            "  incremental: acknowledged up to {}:{}",
+            position.file, position.pos
+        ),
+        (None, Some(handoff)) => {
+            println!("  incremental starts at {}:{}", handoff.file, handoff.pos)
+        }
+        (None, None) => {}
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 use arrow::record_batch::RecordBatch;
 
 use super::value::{self, ValueWriter};
-use super::{Messages, TableContext};
+use super::{ChangeMeta, Messages, TableContext};
+use crate::transform::Emit;
 
 #[derive(Debug)]
 pub struct DefaultEncoder {
@@ -88,6 +89,113 @@ impl DefaultEncoder {
             buf.extend_from_slice(&self.snapshot_tail);
             out.end_payload();
         }
+    }
+}
+
+impl DefaultEncoder {
+    fn write_image(
+        &self,
+        writers: Option<&Vec<ValueWriter>>,
+        row: Option<usize>,
+        buf: &mut Vec<u8>,
+    ) {
+        match (writers, row) {
+            (Some(writers), Some(row)) => {
+                buf.push(b'{');
+                for (prefix, writer) in self.column_prefixes.iter().zip(writers) {
+                    buf.extend_from_slice(prefix);
+                    writer.write_default(row, buf);
+                }
+                buf.push(b'}');
+            }
+            _ => buf.extend_from_slice(b"null"),
+        }
+    }
+
+    pub fn encode_changes(
+        &mut self,
+        before: Option<&RecordBatch>,
+        after: Option<&RecordBatch>,
+        emits: &[Emit],
+        meta: &ChangeMeta,
+        sequence: &mut u64,
+        out: &mut Messages,
+    ) {
+        let context = &self.context;
+        let before_columns = before.map(|b| context.writers(b, &context.projection));
+        let after_columns = after.map(|a| context.writers(a, &context.projection));
+        let before_keys = before.map(|b| context.writers(b, &context.key));
+        let after_keys = after.map(|a| context.writers(a, &context.key));
+        let mut timestamp = Vec::new();
+        value::write_string(&meta.timestamp.to_string(), &mut timestamp);
+        let mut position = Vec::new();
+        value::write_string(&meta.position, &mut position);
+        for emit in emits {
+            let (record, prev, post) = match *emit {
+                Emit::Insert(row) => ("INSERT", None, Some(row)),
+                Emit::Update(row) => ("UPDATE", Some(row), Some(row)),
+                Emit::Delete(row) => ("DELETE", Some(row), None),
+            };
+            let (keys, key_row) = match post {
+                Some(row) => (after_keys.as_ref(), row),
+                None => (before_keys.as_ref(), prev.unwrap_or(0)),
+            };
+            *sequence += 1;
+            let buf = &mut out.payload;
+            buf.extend_from_slice(b"{\"prevStruct\":");
+            self.write_image(before_columns.as_ref(), prev, buf);
+            buf.extend_from_slice(b",\"postStruct\":");
+            self.write_image(after_columns.as_ref(), post, buf);
+            buf.extend_from_slice(b",\"allMetaData\":{\"checkpoint\":");
+            buf.extend_from_slice(&timestamp);
+            buf.extend_from_slice(b",\"record_primary_key\":");
+            buf.extend_from_slice(&self.primary_key_names);
+            buf.extend_from_slice(b",\"record_primary_value\":");
+            write_key_values(keys.map_or(&[][..], Vec::as_slice), None, key_row, buf);
+            buf.extend_from_slice(b",\"source_identity\":null,\"dbType\":");
+            value::write_string(context.db_type, buf);
+            buf.extend_from_slice(b",\"storeDataSequence\":");
+            let store_sequence = u64::from(meta.timestamp) * 100_000 + *sequence % 100_000;
+            buf.extend_from_slice(itoa::Buffer::new().format(store_sequence).as_bytes());
+            buf.extend_from_slice(b",\"table_name\":");
+            value::write_string(&context.table, buf);
+            buf.extend_from_slice(b",\"db\":");
+            value::write_string(&context.db_field, buf);
+            buf.extend_from_slice(b",\"timestamp\":");
+            buf.extend_from_slice(&timestamp);
+            buf.extend_from_slice(b",\"uniqueId\":null,\"transId\":");
+            buf.extend_from_slice(&position);
+            buf.extend_from_slice(b",\"clusterId\":null,\"ddlType\":null},\"recordType\":\"");
+            buf.extend_from_slice(record.as_bytes());
+            buf.extend_from_slice(b"\"}");
+            out.end_payload();
+        }
+    }
+
+    pub fn encode_ddl(&mut self, statement: &str, meta: &ChangeMeta, out: &mut Messages) {
+        let context = &self.context;
+        let buf = &mut out.payload;
+        buf.extend_from_slice(b"{\"prevStruct\":null,\"postStruct\":{\"ddl\":");
+        value::write_string(statement, buf);
+        buf.extend_from_slice(b"},\"allMetaData\":{\"checkpoint\":");
+        value::write_string(&meta.timestamp.to_string(), buf);
+        buf.extend_from_slice(
+            b",\"record_primary_key\":null,\"record_primary_value\":null,\"source_identity\":null,\
+              \"dbType\":",
+        );
+        value::write_string(context.db_type, buf);
+        buf.extend_from_slice(b",\"storeDataSequence\":null,\"table_name\":");
+        value::write_string(&context.table, buf);
+        buf.extend_from_slice(b",\"db\":");
+        value::write_string(&context.db_field, buf);
+        buf.extend_from_slice(b",\"timestamp\":");
+        value::write_string(&meta.timestamp.to_string(), buf);
+        buf.extend_from_slice(b",\"uniqueId\":null,\"transId\":");
+        value::write_string(&meta.position, buf);
+        buf.extend_from_slice(b",\"clusterId\":null,\"ddlType\":");
+        value::write_string(super::ddl_type(statement), buf);
+        buf.extend_from_slice(b"},\"recordType\":\"DDL\"}");
+        out.end_payload();
     }
 }
 

@@ -111,6 +111,15 @@ impl TableContext {
     }
 }
 
+/// Where a change came from, for the metadata the formats carry.
+#[derive(Debug, Clone)]
+pub struct ChangeMeta {
+    /// Commit time, Unix seconds.
+    pub timestamp: u32,
+    /// The transaction's end position, `file:pos`.
+    pub position: String,
+}
+
 /// The encoder of one table's messages.
 #[derive(Debug)]
 pub enum Encoder {
@@ -136,10 +145,81 @@ impl Encoder {
         write_keys(self.context(), batch, out);
     }
 
+    /// Incremental records, one message per emit, in order; the key comes from the image the
+    /// record carries (the before image for a DELETE).
+    pub fn encode_changes(
+        &mut self,
+        before: Option<&RecordBatch>,
+        after: Option<&RecordBatch>,
+        emits: &[crate::transform::Emit],
+        meta: &ChangeMeta,
+        sequence: &mut u64,
+        out: &mut Messages,
+    ) {
+        match self {
+            Encoder::Default(e) => e.encode_changes(before, after, emits, meta, sequence, out),
+        }
+        let context = self.context();
+        let before_keys = before.map(|b| key_bytes(context, b));
+        let after_keys = after.map(|a| key_bytes(context, a));
+        for emit in emits {
+            let key = match *emit {
+                crate::transform::Emit::Delete(row) => before_keys.as_ref().map(|k| &k[row]),
+                crate::transform::Emit::Insert(row) | crate::transform::Emit::Update(row) => {
+                    after_keys.as_ref().map(|k| &k[row])
+                }
+            };
+            match key.and_then(Option::as_ref) {
+                Some(key) => {
+                    out.key.extend_from_slice(key);
+                    out.key_ends.push(Some(out.key.len()));
+                }
+                None => out.key_ends.push(None),
+            }
+        }
+    }
+
+    /// A DDL statement as one message (for each partition the caller sends it to).
+    pub fn encode_ddl(&mut self, statement: &str, meta: &ChangeMeta, out: &mut Messages) {
+        match self {
+            Encoder::Default(e) => e.encode_ddl(statement, meta, out),
+        }
+        out.key_ends.push(None);
+    }
+
     pub fn context(&self) -> &TableContext {
         match self {
             Encoder::Default(e) => &e.context,
         }
+    }
+}
+
+/// Each row's message key, or `None` without shard columns.
+pub fn key_bytes(context: &TableContext, batch: &RecordBatch) -> Vec<Option<Vec<u8>>> {
+    let mut keys = Messages::default();
+    write_keys(context, batch, &mut keys);
+    (0..batch.num_rows())
+        .map(|i| keys.key(i).map(<[u8]>::to_vec))
+        .collect()
+}
+
+/// The DDL kind OMS names in `ddlType` (reference §7.1), from the statement's first words.
+pub fn ddl_type(statement: &str) -> &'static str {
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .take(4)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match (word(0), word(1), word(2)) {
+        ("CREATE", "TABLE", _) | ("CREATE", "TEMPORARY", "TABLE") => "CREATE_TABLE",
+        ("ALTER", "TABLE", _) => "ALTER_TABLE",
+        ("DROP", "TABLE", _) => "DROP_TABLE",
+        ("TRUNCATE", _, _) => "TRUNCATE_TABLE",
+        ("RENAME", "TABLE", _) => "RENAME_TABLE",
+        ("CREATE", "INDEX", _) | ("CREATE", "UNIQUE", "INDEX") => "CREATE_INDEX",
+        ("DROP", "INDEX", _) => "DROP_INDEX",
+        _ => "UNKNOWN",
     }
 }
 

@@ -64,6 +64,17 @@ impl Acks {
         }
     }
 
+    /// Without waiting: `None` while messages are unacknowledged, else the outcome.
+    pub fn try_settled(&self) -> Option<std::result::Result<(), String>> {
+        if self.pending.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        match self.failure.lock().map(|f| f.clone()) {
+            Ok(Some(failure)) => Some(Err(failure)),
+            _ => Some(Ok(())),
+        }
+    }
+
     fn settle_one(&self, failure: Option<String>) {
         if let Some(failure) = failure
             && let Ok(mut first) = self.failure.lock()

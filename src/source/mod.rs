@@ -1,5 +1,6 @@
 //! Sources: connections to MySQL, MariaDB and OceanBase, their catalogs and prechecks.
 
+pub mod binlog;
 pub mod catalog;
 pub mod precheck;
 pub mod snapshot;

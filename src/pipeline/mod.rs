@@ -26,8 +26,10 @@ use crate::sink::kafka::{Acks, KafkaSink};
 use crate::source::{self, snapshot};
 use crate::transform;
 
+mod incremental;
+
 /// Unacknowledged bytes the producer may hold: the memory bound of the sink side.
-const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
+pub(crate) const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -48,14 +50,41 @@ pub struct RunSummary {
     pub paused: bool,
     /// Where incremental sync starts (or would start).
     pub handoff: Option<checkpoint::BinlogPosition>,
+    /// Row changes incremental sync sent.
+    pub events: u64,
+    /// Where incremental sync stopped (acknowledged).
+    pub position: Option<checkpoint::BinlogPosition>,
 }
 
 /// One table during the run.
-struct TableRun {
-    plan: TablePlan,
-    context: TableContext,
-    partitioner: Partitioner,
-    metrics: Arc<TableMetrics>,
+pub(crate) struct TableRun {
+    pub(crate) plan: TablePlan,
+    pub(crate) context: TableContext,
+    pub(crate) partitioner: Partitioner,
+    pub(crate) metrics: Arc<TableMetrics>,
+}
+
+impl TableRun {
+    pub(crate) fn new(
+        plan: &TablePlan,
+        project: &ProjectFile,
+        topics: &BTreeMap<String, usize>,
+        metrics: &Metrics,
+    ) -> TableRun {
+        let partitions = topics.get(&plan.topic).copied().unwrap_or(1) as i32;
+        TableRun {
+            context: TableContext::new(plan, project.source.kind, &project.source.user),
+            partitioner: Partitioner::new(
+                plan.partitioning,
+                &plan.database,
+                &plan.table,
+                partitions,
+                plan.partition,
+            ),
+            metrics: metrics.table(&plan.qualified()),
+            plan: plan.clone(),
+        }
+    }
 }
 
 struct ChunkDone {
@@ -107,21 +136,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         let tables: Vec<TableRun> = plan
             .tables
             .iter()
-            .map(|t| {
-                let partitions = topics.get(&t.topic).copied().unwrap_or(1) as i32;
-                TableRun {
-                    context: TableContext::new(t, project.source.kind, &project.source.user),
-                    partitioner: Partitioner::new(
-                        t.partitioning,
-                        &t.database,
-                        &t.table,
-                        partitions,
-                        t.partition,
-                    ),
-                    metrics: metrics.table(&t.qualified()),
-                    plan: t.clone(),
-                }
-            })
+            .map(|t| TableRun::new(t, project, &topics, &metrics))
             .collect();
         let paused = full_sync(project, tables, &mut checkpoint, &store, &metrics).await?;
         summary.paused = paused;
@@ -147,12 +162,20 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         return Ok(summary);
     }
 
-    if project.project.sync.incremental && !options.until_caught_up {
-        return Err(Error::Config(
-            "incremental sync is not available in this build yet: the handoff position is \
-             recorded in the checkpoint, and `run --until-caught-up` stops after full sync"
-                .to_string(),
-        ));
+    if project.project.sync.incremental {
+        let outcome = incremental::run(
+            &plan,
+            &topics,
+            &metrics,
+            &mut checkpoint,
+            &store,
+            options.until_caught_up,
+        )
+        .await?;
+        summary.paused = outcome.paused;
+        summary.events = outcome.events;
+        summary.position = checkpoint.incremental.clone();
+        summary.elapsed = started.elapsed();
     }
     Ok(summary)
 }
@@ -374,7 +397,7 @@ async fn full_sync(
     Ok(false)
 }
 
-async fn pause_on_signal(stop: Arc<watch::Sender<bool>>) {
+pub(crate) async fn pause_on_signal(stop: Arc<watch::Sender<bool>>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -528,7 +551,11 @@ impl snapshot::BatchHandler for ChunkBatches<'_> {
     }
 }
 
-fn send_error(table: &TablePlan, key: Option<&[u8]>, error: rdkafka::error::KafkaError) -> Error {
+pub(crate) fn send_error(
+    table: &TablePlan,
+    key: Option<&[u8]>,
+    error: rdkafka::error::KafkaError,
+) -> Error {
     let key = key
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .unwrap_or_else(|| "null".into());

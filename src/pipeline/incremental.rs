@@ -1,0 +1,523 @@
+//! Incremental sync: the binlog from the handoff (or the checkpoint) on, transaction by
+//! transaction. Each transaction's messages share one delivery counter; the checkpoint's
+//! position moves to a transaction's end only when its counter and every earlier one are settled,
+//! so a restart resumes at a transaction boundary with nothing lost (at least once: the
+//! transactions in flight may repeat).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::watch;
+
+use super::{MAX_IN_FLIGHT_BYTES, TableRun, pause_on_signal, send_error};
+use crate::batch::BatchBuilder;
+use crate::checkpoint::{BinlogPosition, Checkpoint, Store, TableSchema};
+use crate::encode::{ChangeMeta, Encoder, Messages, key_bytes};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::partition::Partitioner;
+use crate::plan::{self, Plan, SqlType};
+use crate::project::{Partitioning, StartPoint};
+use crate::sink::kafka::{Acks, KafkaSink};
+use crate::source::binlog::{BinlogReader, Change, Op, RowChange, normalize_row};
+use crate::source::{self, snapshot};
+use crate::transform::{self, Emit};
+
+/// How often the position is written while streaming (and always at the end).
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+pub struct Outcome {
+    pub paused: bool,
+    pub events: u64,
+}
+
+/// A synced table during incremental sync.
+struct StreamTable {
+    run: TableRun,
+    encoder: Encoder,
+    types: Vec<SqlType>,
+}
+
+/// The tables by `db.table`, rebuilt when DDL changes one.
+struct Tables {
+    by_name: HashMap<String, StreamTable>,
+}
+
+impl Tables {
+    fn new(plan: &Plan, topics: &BTreeMap<String, usize>, metrics: &Metrics) -> Result<Tables> {
+        let mut by_name = HashMap::new();
+        for table in &plan.tables {
+            let run = TableRun::new(table, &plan.project, topics, metrics);
+            let encoder = Encoder::new(table.format, run.context.clone())
+                .map_err(|e| Error::Config(format!("table {}: {e}", table.qualified())))?;
+            let types = table.columns.iter().map(|c| c.sql_type.clone()).collect();
+            by_name.insert(
+                table.qualified().to_ascii_lowercase(),
+                StreamTable {
+                    run,
+                    encoder,
+                    types,
+                },
+            );
+        }
+        Ok(Tables { by_name })
+    }
+
+    fn get(&mut self, database: &str, table: &str) -> Option<&mut StreamTable> {
+        self.by_name
+            .get_mut(&format!("{database}.{table}").to_ascii_lowercase())
+    }
+}
+
+pub async fn run(
+    plan: &Plan,
+    topics: &BTreeMap<String, usize>,
+    metrics: &Arc<Metrics>,
+    checkpoint: &mut Checkpoint,
+    store: &Store,
+    until_caught_up: bool,
+) -> Result<Outcome> {
+    let project = &plan.project;
+    let start = match (
+        &checkpoint.incremental,
+        &checkpoint.handoff,
+        &project.project.start,
+    ) {
+        (Some(position), _, _) | (None, Some(position), _) => position.clone(),
+        (None, None, Some(start)) => match &start.value {
+            StartPoint::Position { file, pos } => BinlogPosition {
+                file: file.clone(),
+                pos: *pos,
+                gtid: None,
+            },
+            StartPoint::Timestamp(_) | StartPoint::Gtid(_) => {
+                return Err(Error::Config(
+                    "start_timestamp and start_gtid are not available in this build yet; use \
+                     start_position = 'file:pos'"
+                        .to_string(),
+                ));
+            }
+        },
+        (None, None, None) => snapshot::binlog_position(&project.source)
+            .await?
+            .ok_or_else(|| {
+                Error::Definite(format!(
+                    "source `{}` has no binlog to stream from (SHOW MASTER STATUS is empty)",
+                    project.source.name.value
+                ))
+            })?,
+    };
+    if checkpoint.incremental.is_none() {
+        checkpoint.incremental = Some(start.clone());
+        store.save(checkpoint)?;
+    }
+    tracing::info!(file = %start.file, pos = start.pos, "incremental sync starts");
+
+    // Decode with the schemas as of the checkpoint (the schema history), not today's.
+    let plan = match &checkpoint.schemas {
+        Some(schemas) => plan::plan(project.clone(), &TableSchema::catalog(schemas))?,
+        None => {
+            let catalog = live_catalog(project).await?;
+            checkpoint.schemas = Some(TableSchema::of(&catalog));
+            store.save(checkpoint)?;
+            plan::plan(project.clone(), &catalog)?
+        }
+    };
+    let plan = &plan;
+    let mut stream = Stream {
+        plan: plan.clone(),
+        topics: topics.clone(),
+        metrics: Arc::clone(metrics),
+        tables: Tables::new(plan, topics, metrics)?,
+        sink: KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?,
+        messages: Messages::default(),
+        partitions: Vec::new(),
+        sequence: 0,
+        events: 0,
+    };
+    let mut reader = BinlogReader::open(&project.source, &start, until_caught_up).await?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(pause_on_signal(Arc::new(stop_tx)));
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut last_save = Instant::now();
+    let mut paused = false;
+    let result = loop {
+        let change = tokio::select! {
+            change = reader.next() => change,
+            _ = stop_rx.changed() => {
+                paused = true;
+                break Ok(());
+            }
+        };
+        let change = match change {
+            Ok(Some(change)) => change,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let acks = Acks::new();
+        let mut schemas = None;
+        let end = match change {
+            Change::Transaction {
+                changes,
+                end,
+                timestamp,
+            } => {
+                let meta = ChangeMeta {
+                    timestamp,
+                    position: format!("{}:{}", end.file, end.pos),
+                };
+                if let Err(e) = stream.transaction(changes, &meta, &acks).await {
+                    break Err(e);
+                }
+                end
+            }
+            Change::Statement {
+                schema,
+                query,
+                end,
+                timestamp,
+            } => {
+                let meta = ChangeMeta {
+                    timestamp,
+                    position: format!("{}:{}", end.file, end.pos),
+                };
+                match stream.statement(&schema, &query, &meta, &acks).await {
+                    Ok(new_schemas) => schemas = new_schemas,
+                    Err(e) => break Err(e),
+                }
+                end
+            }
+        };
+        pending.push_back(Pending {
+            end,
+            acks,
+            schemas: schemas.take(),
+        });
+        if let Err(e) = advance(&mut pending, checkpoint) {
+            break Err(e);
+        }
+        if last_save.elapsed() >= SAVE_EVERY {
+            store.save(checkpoint)?;
+            last_save = Instant::now();
+        }
+    };
+    signals.abort();
+    // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pending.is_empty() && Instant::now() < deadline {
+        if let Err(e) = advance(&mut pending, checkpoint) {
+            store.save(checkpoint)?;
+            return Err(e);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.save(checkpoint)?;
+    result?;
+    if !pending.is_empty() {
+        return Err(Error::Sink(
+            "Kafka did not acknowledge the last transactions within 30 s; the checkpoint stays \
+             before them and a rerun sends them again"
+                .to_string(),
+        ));
+    }
+    Ok(Outcome {
+        paused,
+        events: stream.events,
+    })
+}
+
+/// A transaction or statement sent to Kafka, not yet known to be acknowledged.
+struct Pending {
+    end: BinlogPosition,
+    acks: Arc<Acks>,
+    /// The schemas after a DDL, recorded once the checkpoint moves past it.
+    schemas: Option<Vec<TableSchema>>,
+}
+
+/// Moves the checkpoint over every settled transaction at the front of the queue.
+fn advance(pending: &mut VecDeque<Pending>, checkpoint: &mut Checkpoint) -> Result<()> {
+    while let Some(Pending { acks, .. }) = pending.front() {
+        match acks.try_settled() {
+            None => break,
+            Some(Err(failure)) => {
+                return Err(Error::Sink(format!(
+                    "incremental sync: {failure}; the checkpoint stays before this transaction \
+                     and a rerun sends it again"
+                )));
+            }
+            Some(Ok(())) => {
+                if let Some(done) = pending.pop_front() {
+                    checkpoint.incremental = Some(done.end);
+                    if let Some(schemas) = done.schemas {
+                        checkpoint.schemas = Some(schemas);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Stream {
+    plan: Plan,
+    topics: BTreeMap<String, usize>,
+    metrics: Arc<Metrics>,
+    tables: Tables,
+    sink: KafkaSink,
+    messages: Messages,
+    partitions: Vec<i32>,
+    sequence: u64,
+    events: u64,
+}
+
+impl Stream {
+    /// A transaction's row changes, in order, each run of same-table same-kind changes as one
+    /// batch.
+    async fn transaction(
+        &mut self,
+        changes: Vec<RowChange>,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        let mut start = 0;
+        while start < changes.len() {
+            let first = &changes[start];
+            let end = changes[start..]
+                .iter()
+                .position(|c| {
+                    c.op != first.op || c.table != first.table || c.database != first.database
+                })
+                .map_or(changes.len(), |n| start + n);
+            self.rows(&changes[start..end], meta, acks).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn rows(
+        &mut self,
+        changes: &[RowChange],
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        let first = &changes[0];
+        let dml = self.plan.project.project.dml;
+        let Some(table) = self.tables.get(&first.database, &first.table) else {
+            return Ok(());
+        };
+        let qualified = table.run.plan.qualified();
+        let build = |image: fn(&RowChange) -> Option<&Vec<mysql_async::Value>>| -> Result<Option<RecordBatch>> {
+            let mut builder = BatchBuilder::new(Arc::clone(&table.run.plan.schema), changes.len());
+            for change in changes {
+                let Some(values) = image(change) else {
+                    return Ok(None);
+                };
+                let mut values = values.clone();
+                normalize_row(&mut values, &table.types);
+                builder.push_row(&values).map_err(|e| {
+                    Error::Definite(format!(
+                        "table {qualified}: a binlog row does not fit the table's schema ({e}) at \
+                         {}; did its DDL happen before tributary knew the table?",
+                        meta.position
+                    ))
+                })?;
+            }
+            Ok(Some(builder.finish()))
+        };
+        let before = build(|c| c.before.as_ref())?;
+        let after = build(|c| c.after.as_ref())?;
+        let before_keys = before.as_ref().map(|b| key_bytes(&table.run.context, b));
+        let after_keys = after.as_ref().map(|a| key_bytes(&table.run.context, a));
+        let key_changed = |row: usize| match (&before_keys, &after_keys) {
+            (Some(b), Some(a)) => b[row] != a[row],
+            _ => false,
+        };
+        let emits: Vec<Emit> = transform::changes(
+            table.run.plan.filter.as_ref(),
+            before.as_ref(),
+            after.as_ref(),
+            &qualified,
+            key_changed,
+        )?
+        .into_iter()
+        .filter(|emit| match emit {
+            Emit::Insert(_) => dml.insert,
+            Emit::Update(_) => dml.update,
+            Emit::Delete(_) => dml.delete,
+        })
+        .collect();
+        table
+            .run
+            .metrics
+            .rows_read
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        if emits.is_empty() {
+            return Ok(());
+        }
+        self.messages.clear();
+        table.encoder.encode_changes(
+            before.as_ref(),
+            after.as_ref(),
+            &emits,
+            meta,
+            &mut self.sequence,
+            &mut self.messages,
+        );
+        self.partitions.clear();
+        table.run.partitioner.assign(
+            (0..self.messages.len()).map(|i| self.messages.key(i)),
+            &mut self.partitions,
+        );
+        for i in 0..self.messages.len() {
+            self.sink
+                .send(
+                    &table.run.plan.topic,
+                    self.partitions[i],
+                    self.messages.key(i),
+                    self.messages.payload(i),
+                    acks,
+                )
+                .await
+                .map_err(|e| send_error(&table.run.plan, self.messages.key(i), e))?;
+        }
+        self.events += self.messages.len() as u64;
+        table
+            .run
+            .metrics
+            .messages_sent
+            .fetch_add(self.messages.len() as u64, Ordering::Relaxed);
+        let _ = op_name(first.op);
+        Ok(())
+    }
+
+    /// A statement from the binlog: DDL on a synced table is sent (when `incremental` includes
+    /// `ddl`) and the schemas are read again for the events after it; returns them for the
+    /// schema history.
+    async fn statement(
+        &mut self,
+        schema: &str,
+        query: &str,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<Option<Vec<TableSchema>>> {
+        let named = ddl_tables(schema, query);
+        let affected: Vec<String> = match &named {
+            Some(tables) => tables
+                .iter()
+                .filter(|t| self.tables.by_name.contains_key(&t.to_ascii_lowercase()))
+                .cloned()
+                .collect(),
+            None => {
+                tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
+                let prefix = format!("{}.", schema.to_ascii_lowercase());
+                self.tables
+                    .by_name
+                    .keys()
+                    .filter(|t| t.starts_with(&prefix))
+                    .cloned()
+                    .collect()
+            }
+        };
+        if affected.is_empty() {
+            return Ok(None);
+        }
+        if self.plan.project.project.incremental.ddl {
+            for name in &affected {
+                let Some(table) = self.tables.by_name.get_mut(&name.to_ascii_lowercase()) else {
+                    continue;
+                };
+                self.messages.clear();
+                table.encoder.encode_ddl(query, meta, &mut self.messages);
+                let partitions =
+                    self.topics.get(&table.run.plan.topic).copied().unwrap_or(1) as i32;
+                let targets: Vec<i32> = match (table.run.plan.partitioning, table.run.partitioner) {
+                    (Partitioning::Hash, _) => (0..partitions).collect(),
+                    (_, Partitioner::Table { partition } | Partitioner::One { partition }) => {
+                        vec![partition]
+                    }
+                    (_, Partitioner::Hash { fallback, .. }) => vec![fallback],
+                };
+                for partition in targets {
+                    self.sink
+                        .send(
+                            &table.run.plan.topic,
+                            partition,
+                            None,
+                            self.messages.payload(0),
+                            acks,
+                        )
+                        .await
+                        .map_err(|e| send_error(&table.run.plan, None, e))?;
+                }
+            }
+        }
+        self.replan().await.map(Some)
+    }
+
+    /// Reads the catalog again and rebuilds the tables (after DDL).
+    async fn replan(&mut self) -> Result<Vec<TableSchema>> {
+        let project = self.plan.project.clone();
+        let catalog = live_catalog(&project).await?;
+        let plan = plan::plan(project, &catalog)?;
+        self.tables = Tables::new(&plan, &self.topics, &self.metrics)?;
+        self.plan = plan;
+        Ok(TableSchema::of(&catalog))
+    }
+}
+
+async fn live_catalog(project: &crate::project::ProjectFile) -> Result<plan::Catalog> {
+    let mut conn = source::connect(&project.source).await?;
+    let databases = plan::databases_needed(project);
+    source::catalog::load_catalog(&mut conn, databases.as_deref()).await
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Insert => "insert",
+        Op::Update => "update",
+        Op::Delete => "delete",
+    }
+}
+
+/// The `db.table` names a DDL statement touches; `None` when it does not parse.
+fn ddl_tables(schema: &str, query: &str) -> Option<Vec<String>> {
+    use datafusion_sql::sqlparser::ast::{ObjectName, Statement};
+    use datafusion_sql::sqlparser::dialect::MySqlDialect;
+    use datafusion_sql::sqlparser::parser::Parser;
+    let statements = Parser::parse_sql(&MySqlDialect {}, query).ok()?;
+    let qualify = |name: &ObjectName| -> String {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+            .collect();
+        match parts.as_slice() {
+            [table] => format!("{schema}.{table}"),
+            [database, table] => format!("{database}.{table}"),
+            _ => parts.join("."),
+        }
+    };
+    let mut names = Vec::new();
+    for statement in &statements {
+        match statement {
+            Statement::CreateTable(create) => names.push(qualify(&create.name)),
+            Statement::AlterTable(alter) => names.push(qualify(&alter.name)),
+            Statement::Drop { names: dropped, .. } => names.extend(dropped.iter().map(qualify)),
+            Statement::Truncate(truncate) => {
+                names.extend(truncate.table_names.iter().map(|t| qualify(&t.name)))
+            }
+            Statement::RenameTable(renames) => {
+                for rename in renames {
+                    names.push(qualify(&rename.old_name));
+                    names.push(qualify(&rename.new_name));
+                }
+            }
+            Statement::CreateIndex(index) => names.push(qualify(&index.table_name)),
+            _ => return Some(Vec::new()),
+        }
+    }
+    Some(names)
+}
