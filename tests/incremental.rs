@@ -290,3 +290,44 @@ INSERT INTO {db}.t SELECT seq, 0 FROM {db}.seq_1_to_200000"
         );
     }
 }
+
+#[tokio::test]
+async fn tables_created_later_and_large_transactions_are_streamed() {
+    let db = common::unique("inc_late");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.base (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let prefix = common::unique("inc_late");
+    let project = Project::new(
+        "inc_late",
+        ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
+        &format!("SYNC TABLE {db}.* TO TOPIC '{prefix}_${{table}}';"),
+    );
+    project.catch_up();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.late (id INT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.late VALUES (1, 'a');
+INSERT INTO {db}.base SELECT seq FROM {db}.seq_1_to_100000"
+        ),
+    )
+    .await;
+    project.catch_up();
+
+    let late = parse(&common::consume_all(
+        &format!("{prefix}_late"),
+        4,
+        Duration::from_secs(60),
+    ));
+    let kinds: Vec<&str> = late.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "DDL").count(), 3, "{kinds:?}");
+    assert!(kinds.contains(&"INSERT"), "{kinds:?}");
+    let base = common::consume_all(&format!("{prefix}_base"), 100_000, Duration::from_secs(120));
+    let keys: std::collections::HashSet<&str> =
+        base.iter().filter_map(|m| m.key.as_deref()).collect();
+    assert_eq!(keys.len(), 100_000, "one 100k-row transaction arrives whole");
+}

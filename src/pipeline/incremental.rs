@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::partition::Partitioner;
 use crate::plan::{self, Plan, SqlType};
 use crate::project::{Partitioning, StartPoint};
+use crate::sink::admin;
 use crate::sink::kafka::{Acks, KafkaSink};
 use crate::source::binlog::{BinlogReader, Change, Op, RowChange, normalize_row};
 use crate::source::{self, snapshot};
@@ -404,57 +405,97 @@ impl Stream {
         acks: &Arc<Acks>,
     ) -> Result<Option<Vec<TableSchema>>> {
         let named = ddl_tables(schema, query);
-        let affected: Vec<String> = match &named {
-            Some(tables) => tables
-                .iter()
-                .filter(|t| self.tables.by_name.contains_key(&t.to_ascii_lowercase()))
-                .cloned()
-                .collect(),
+        let project = self.plan.project.clone();
+        let matches_a_sync = |name: &str| {
+            let Some((database, table)) = name.split_once('.') else {
+                return false;
+            };
+            project.syncs.iter().any(|s| {
+                s.tables.matches(database, table)
+                    && !s.except.iter().any(|e| e.matches(database, table))
+            })
+        };
+        let (known, reaches_new): (Vec<String>, bool) = match &named {
+            Some(tables) => (
+                tables
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .filter(|t| self.tables.by_name.contains_key(t))
+                    .collect(),
+                tables.iter().any(|t| {
+                    !self.tables.by_name.contains_key(&t.to_ascii_lowercase()) && matches_a_sync(t)
+                }),
+            ),
             None => {
                 tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
                 let prefix = format!("{}.", schema.to_ascii_lowercase());
-                self.tables
+                let tables = self
+                    .tables
                     .by_name
                     .keys()
                     .filter(|t| t.starts_with(&prefix))
                     .cloned()
-                    .collect()
+                    .collect();
+                (tables, false)
             }
         };
-        if affected.is_empty() {
+        if known.is_empty() && !reaches_new {
             return Ok(None);
         }
-        if self.plan.project.project.incremental.ddl {
-            for name in &affected {
-                let Some(table) = self.tables.by_name.get_mut(&name.to_ascii_lowercase()) else {
-                    continue;
-                };
-                self.messages.clear();
-                table.encoder.encode_ddl(query, meta, &mut self.messages);
-                let partitions =
-                    self.topics.get(&table.run.plan.topic).copied().unwrap_or(1) as i32;
-                let targets: Vec<i32> = match (table.run.plan.partitioning, table.run.partitioner) {
-                    (Partitioning::Hash, _) => (0..partitions).collect(),
-                    (_, Partitioner::Table { partition } | Partitioner::One { partition }) => {
-                        vec![partition]
-                    }
-                    (_, Partitioner::Hash { fallback, .. }) => vec![fallback],
-                };
-                for partition in targets {
-                    self.sink
-                        .send(
-                            &table.run.plan.topic,
-                            partition,
-                            None,
-                            self.messages.payload(0),
-                            acks,
-                        )
-                        .await
-                        .map_err(|e| send_error(&table.run.plan, None, e))?;
+        for name in &known {
+            self.send_ddl(name, query, meta, acks).await?;
+        }
+        let schemas = self.replan().await?;
+        // A table created (or renamed) into a SYNC pattern is picked up from here on.
+        if let Some(tables) = &named {
+            for name in tables.iter().map(|t| t.to_ascii_lowercase()) {
+                if !known.contains(&name) && self.tables.by_name.contains_key(&name) {
+                    tracing::info!(table = %name, "a new table matches a SYNC pattern");
+                    self.send_ddl(&name, query, meta, acks).await?;
                 }
             }
         }
-        self.replan().await.map(Some)
+        Ok(Some(schemas))
+    }
+
+    /// Sends a DDL statement to every partition of the table's topic (hash), or to the table's
+    /// partition (table, one), when the project syncs DDL.
+    async fn send_ddl(
+        &mut self,
+        name: &str,
+        query: &str,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        if !self.plan.project.project.incremental.ddl {
+            return Ok(());
+        }
+        let Some(table) = self.tables.by_name.get_mut(name) else {
+            return Ok(());
+        };
+        self.messages.clear();
+        table.encoder.encode_ddl(query, meta, &mut self.messages);
+        let partitions = self.topics.get(&table.run.plan.topic).copied().unwrap_or(1) as i32;
+        let targets: Vec<i32> = match (table.run.plan.partitioning, table.run.partitioner) {
+            (Partitioning::Hash, _) => (0..partitions).collect(),
+            (_, Partitioner::Table { partition } | Partitioner::One { partition }) => {
+                vec![partition]
+            }
+            (_, Partitioner::Hash { fallback, .. }) => vec![fallback],
+        };
+        for partition in targets {
+            self.sink
+                .send(
+                    &table.run.plan.topic,
+                    partition,
+                    None,
+                    self.messages.payload(0),
+                    acks,
+                )
+                .await
+                .map_err(|e| send_error(&table.run.plan, None, e))?;
+        }
+        Ok(())
     }
 
     /// Reads the catalog again and rebuilds the tables (after DDL).
@@ -462,6 +503,52 @@ impl Stream {
         let project = self.plan.project.clone();
         let catalog = live_catalog(&project).await?;
         let plan = plan::plan(project, &catalog)?;
+        let missing: Vec<String> = plan
+            .tables
+            .iter()
+            .map(|t| t.topic.clone())
+            .filter(|t| !self.topics.contains_key(t))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            let options = &plan.project.project;
+            if !options.sync.schema {
+                return Err(Error::Config(format!(
+                    "a new table needs topics {} that do not exist, and schema sync is off",
+                    missing.join(", ")
+                )));
+            }
+            let sink = &plan.project.sink;
+            for (topic, result) in admin::create_topics(
+                sink,
+                &missing,
+                options.topic_partitions,
+                options.topic_replication,
+                false,
+            )
+            .await?
+            {
+                result.map_err(|reason| {
+                    Error::Sink(format!("cannot create topic {topic} for a new table: {reason}"))
+                })?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let topics = admin::fetch_topics(sink).await?;
+                if missing.iter().all(|t| topics.get(t).is_some_and(|p| *p > 0)) {
+                    self.topics = topics;
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::Sink(format!(
+                        "topics {} were created but do not appear in the metadata",
+                        missing.join(", ")
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         self.tables = Tables::new(&plan, &self.topics, &self.metrics)?;
         self.plan = plan;
         Ok(TableSchema::of(&catalog))
