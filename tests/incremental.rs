@@ -331,3 +331,37 @@ INSERT INTO {db}.base SELECT seq FROM {db}.seq_1_to_100000"
         base.iter().filter_map(|m| m.key.as_deref()).collect();
     assert_eq!(keys.len(), 100_000, "one 100k-row transaction arrives whole");
 }
+
+#[tokio::test]
+async fn start_timestamp_skips_what_was_committed_before_it() {
+    let db = common::unique("inc_ts");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);
+INSERT INTO {db}.t VALUES (1)"
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let start: i64 = conn
+        .query_first("SELECT UNIX_TIMESTAMP()")
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2)"))
+        .await
+        .unwrap();
+    let topic = common::unique("inc_ts");
+    let project = Project::new(
+        "inc_ts",
+        &format!(", sync = 'schema, incremental', start_timestamp = {start}"),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    let records = parse(&common::consume_all(&topic, 1, Duration::from_secs(30)));
+    let keys: Vec<Option<&str>> = records.iter().map(|(_, k, _)| k.as_deref()).collect();
+    assert_eq!(keys, [Some("{\"id\":2}")], "only the change after start_timestamp");
+}

@@ -23,7 +23,7 @@ use crate::plan::{self, Plan, SqlType};
 use crate::project::{Partitioning, StartPoint};
 use crate::sink::admin;
 use crate::sink::kafka::{Acks, KafkaSink};
-use crate::source::binlog::{BinlogReader, Change, Op, RowChange, normalize_row};
+use crate::source::binlog::{self, BinlogReader, Change, Op, RowChange, normalize_row};
 use crate::source::{self, snapshot};
 use crate::transform::{self, Emit};
 
@@ -82,6 +82,11 @@ pub async fn run(
     until_caught_up: bool,
 ) -> Result<Outcome> {
     let project = &plan.project;
+    // `start_timestamp`: transactions committed before it are skipped, on every run.
+    let skip_before = match project.project.start.as_ref().map(|s| &s.value) {
+        Some(StartPoint::Timestamp(t)) => Some(*t),
+        _ => None,
+    };
     let start = match (
         &checkpoint.incremental,
         &checkpoint.handoff,
@@ -94,10 +99,11 @@ pub async fn run(
                 pos: *pos,
                 gtid: None,
             },
-            StartPoint::Timestamp(_) | StartPoint::Gtid(_) => {
+            StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
+            StartPoint::Gtid(_) => {
                 return Err(Error::Config(
-                    "start_timestamp and start_gtid are not available in this build yet; use \
-                     start_position = 'file:pos'"
+                    "start_gtid is not available in this build yet; use start_position = \
+                     'file:pos' or start_timestamp"
                         .to_string(),
                 ));
             }
@@ -170,7 +176,8 @@ pub async fn run(
                     timestamp,
                     position: format!("{}:{}", end.file, end.pos),
                 };
-                if let Err(e) = stream.transaction(changes, &meta, &acks).await {
+                let skipped = skip_before.is_some_and(|t| i64::from(timestamp) < t);
+                if !skipped && let Err(e) = stream.transaction(changes, &meta, &acks).await {
                     break Err(e);
                 }
                 end

@@ -229,6 +229,59 @@ impl BinlogReader {
     }
 }
 
+/// The first binlog position at or after `timestamp` (Unix seconds): the start of the newest
+/// binlog file created at or before it. Transactions in that file committed before `timestamp`
+/// are skipped by the caller.
+pub async fn position_at(source: &SourceDef, timestamp: i64) -> Result<BinlogPosition> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(query_error("listing the binlog files (SHOW BINARY LOGS)"))?;
+    let files: Vec<String> = logs.iter().filter_map(|row| row.get(0)).collect();
+    let mut oldest = None;
+    for file in files.iter().rev() {
+        let from = BinlogPosition {
+            file: file.clone(),
+            pos: 4,
+            gtid: None,
+        };
+        let created = first_event_time(source, &from).await?;
+        oldest = Some((file.clone(), created));
+        if i64::from(created) <= timestamp {
+            return Ok(from);
+        }
+    }
+    Err(Error::Config(match oldest {
+        Some((file, created)) => format!(
+            "start_timestamp {timestamp} is before the oldest binlog on the server ({file}, \
+             started at {created}); choose a later time or run a full sync"
+        ),
+        None => "the server lists no binlog files; is log_bin on?".to_string(),
+    }))
+}
+
+/// When a binlog file was started: its format description event's timestamp.
+async fn first_event_time(source: &SourceDef, from: &BinlogPosition) -> Result<u32> {
+    let conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
+    let request = BinlogStreamRequest::new(source.server_id)
+        .with_filename(from.file.as_bytes())
+        .with_pos(from.pos)
+        .with_non_blocking();
+    let mut stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(|e| purged_or(e, from, "reading a binlog file's first event"))?;
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| purged_or(e, from, "reading a binlog file's first event"))?;
+        if event.header().timestamp() != 0 {
+            return Ok(event.header().timestamp());
+        }
+    }
+    Ok(0)
+}
+
 /// A binlog request the server refuses because the file is gone is a definite error: only a new
 /// full sync can recover.
 fn purged_or(e: mysql_async::Error, from: &BinlogPosition, what: &str) -> Error {
