@@ -72,6 +72,10 @@ impl Error {
             Error::Io { .. } => ErrorKind::Definite,
             Error::Source { source, .. } => match source {
                 mysql_async::Error::Io(_) => ErrorKind::Transient,
+                // Connection killed (MariaDB 1927), server shutdown, query interrupted.
+                mysql_async::Error::Server(e) if matches!(e.code, 1927 | 1053 | 1317) => {
+                    ErrorKind::Transient
+                }
                 _ => ErrorKind::Definite,
             },
             Error::Kafka { .. } => ErrorKind::Sink,

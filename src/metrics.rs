@@ -25,6 +25,13 @@ pub struct Metrics {
     pub tables: BTreeMap<String, Arc<TableMetrics>>,
     pub errors: AtomicU64,
     pub chunks_done: AtomicU64,
+    /// Incremental: seconds from the commit of the last acknowledged transaction to its
+    /// acknowledgement.
+    pub lag_seconds: AtomicU64,
+    /// Incremental: row changes and DDL messages sent.
+    pub changes_sent: AtomicU64,
+    /// Incremental: reconnects after a lost binlog connection.
+    pub reconnects: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +83,32 @@ impl Metrics {
              # TYPE tributary_chunks_done_total counter\ntributary_chunks_done_total {}",
             self.chunks_done.load(Ordering::Relaxed)
         );
+        let gauges = [
+            (
+                "tributary_incremental_lag_seconds",
+                "gauge",
+                "Commit to Kafka acknowledgement of the last transaction.",
+                self.lag_seconds.load(Ordering::Relaxed),
+            ),
+            (
+                "tributary_changes_sent_total",
+                "counter",
+                "Incremental messages handed to Kafka.",
+                self.changes_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "tributary_reconnects_total",
+                "counter",
+                "Binlog connections re-opened after a loss.",
+                self.reconnects.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP tributary_errors_total Errors that stopped the run.\n\

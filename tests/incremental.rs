@@ -324,12 +324,20 @@ INSERT INTO {db}.base SELECT seq FROM {db}.seq_1_to_100000"
         Duration::from_secs(60),
     ));
     let kinds: Vec<&str> = late.iter().map(|(k, _, _)| k.as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "DDL").count(), 3, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "DDL").count(),
+        3,
+        "{kinds:?}"
+    );
     assert!(kinds.contains(&"INSERT"), "{kinds:?}");
     let base = common::consume_all(&format!("{prefix}_base"), 100_000, Duration::from_secs(120));
     let keys: std::collections::HashSet<&str> =
         base.iter().filter_map(|m| m.key.as_deref()).collect();
-    assert_eq!(keys.len(), 100_000, "one 100k-row transaction arrives whole");
+    assert_eq!(
+        keys.len(),
+        100_000,
+        "one 100k-row transaction arrives whole"
+    );
 }
 
 #[tokio::test]
@@ -363,5 +371,112 @@ INSERT INTO {db}.t VALUES (1)"
     project.catch_up();
     let records = parse(&common::consume_all(&topic, 1, Duration::from_secs(30)));
     let keys: Vec<Option<&str>> = records.iter().map(|(_, k, _)| k.as_deref()).collect();
-    assert_eq!(keys, [Some("{\"id\":2}")], "only the change after start_timestamp");
+    assert_eq!(
+        keys,
+        [Some("{\"id\":2}")],
+        "only the change after start_timestamp"
+    );
+}
+
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut socket) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = socket.write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n");
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response);
+    response
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_lost_binlog_connection_is_reopened_from_the_checkpoint() {
+    let db = common::unique("inc_reconnect");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let topic = common::unique("inc_reconnect");
+    let project = Project::new(
+        "inc_reconnect",
+        ", sync = 'schema, full, incremental'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let mut args = project.args();
+    args.extend(["--metrics-addr".to_string(), addr.clone()]);
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tributary");
+    let wait_for = |name: &str, at_least: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let value = metric(&scrape(&addr), name);
+            if value >= at_least {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} stayed at {value}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    conn.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq FROM {db}.seq_1_to_100"
+    ))
+    .await
+    .unwrap();
+    wait_for("tributary_changes_sent_total", 100);
+    let dumps: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await
+        .unwrap();
+    assert!(!dumps.is_empty(), "tributary streams the binlog");
+    for id in dumps {
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
+    conn.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq FROM {db}.seq_101_to_200"
+    ))
+    .await
+    .unwrap();
+    wait_for("tributary_reconnects_total", 1);
+    wait_for("tributary_changes_sent_total", 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let messages = common::consume_all(&topic, 200, Duration::from_secs(30));
+    let keys: std::collections::HashSet<&str> =
+        messages.iter().filter_map(|m| m.key.as_deref()).collect();
+    assert_eq!(
+        keys.len(),
+        200,
+        "the rows before and after the lost connection"
+    );
 }

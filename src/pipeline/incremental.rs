@@ -16,7 +16,7 @@ use super::{MAX_IN_FLIGHT_BYTES, TableRun, pause_on_signal, send_error};
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{BinlogPosition, Checkpoint, Store, TableSchema};
 use crate::encode::{ChangeMeta, Encoder, Messages, key_bytes};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
 use crate::partition::Partitioner;
 use crate::plan::{self, Plan, SqlType};
@@ -26,6 +26,9 @@ use crate::sink::kafka::{Acks, KafkaSink};
 use crate::source::binlog::{self, BinlogReader, Change, Op, RowChange, normalize_row};
 use crate::source::{self, snapshot};
 use crate::transform::{self, Emit};
+
+/// Reconnect attempts after a lost binlog connection before the run fails.
+const MAX_RETRIES: u32 = 6;
 
 /// How often the position is written while streaming (and always at the end).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
@@ -151,6 +154,7 @@ pub async fn run(
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut last_save = Instant::now();
     let mut paused = false;
+    let mut retries = 0u32;
     let result = loop {
         let change = tokio::select! {
             change = reader.next() => change,
@@ -160,12 +164,43 @@ pub async fn run(
             }
         };
         let change = match change {
-            Ok(Some(change)) => change,
+            Ok(Some(change)) => {
+                retries = 0;
+                change
+            }
             Ok(None) => break Ok(()),
+            Err(e) if e.kind() == ErrorKind::Transient && retries < MAX_RETRIES => {
+                retries += 1;
+                let backoff = Duration::from_millis(500 << retries.min(5));
+                tracing::warn!(error = %e, attempt = retries, "the binlog connection was lost; reconnecting from the checkpoint");
+                // Resume exactly after the last acknowledged transaction.
+                if let Err(e) = drain(&mut pending, checkpoint).await {
+                    break Err(e);
+                }
+                store.save(checkpoint)?;
+                tokio::time::sleep(backoff).await;
+                let Some(from) = checkpoint.incremental.clone() else {
+                    break Err(e);
+                };
+                match BinlogReader::open(&project.source, &from, until_caught_up).await {
+                    Ok(reopened) => {
+                        reader = reopened;
+                        stream.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(open_error) if open_error.kind() == ErrorKind::Transient => {}
+                    Err(open_error) => break Err(open_error),
+                }
+                continue;
+            }
             Err(e) => break Err(e),
         };
         let acks = Acks::new();
         let mut schemas = None;
+        let commit_time = match &change {
+            Change::Transaction { timestamp, .. } | Change::Statement { timestamp, .. } => {
+                *timestamp
+            }
+        };
         let end = match change {
             Change::Transaction {
                 changes,
@@ -203,8 +238,9 @@ pub async fn run(
             end,
             acks,
             schemas: schemas.take(),
+            committed: commit_time,
         });
-        if let Err(e) = advance(&mut pending, checkpoint) {
+        if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
             break Err(e);
         }
         if last_save.elapsed() >= SAVE_EVERY {
@@ -214,13 +250,9 @@ pub async fn run(
     };
     signals.abort();
     // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pending.is_empty() && Instant::now() < deadline {
-        if let Err(e) = advance(&mut pending, checkpoint) {
-            store.save(checkpoint)?;
-            return Err(e);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if let Err(e) = drain(&mut pending, checkpoint).await {
+        store.save(checkpoint)?;
+        return Err(e);
     }
     store.save(checkpoint)?;
     result?;
@@ -237,16 +269,33 @@ pub async fn run(
     })
 }
 
+/// Waits (bounded) until every sent transaction is acknowledged, moving the checkpoint.
+async fn drain(pending: &mut VecDeque<Pending>, checkpoint: &mut Checkpoint) -> Result<()> {
+    let metrics = Metrics::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pending.is_empty() && Instant::now() < deadline {
+        advance(pending, checkpoint, &metrics)?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 /// A transaction or statement sent to Kafka, not yet known to be acknowledged.
 struct Pending {
     end: BinlogPosition,
     acks: Arc<Acks>,
     /// The schemas after a DDL, recorded once the checkpoint moves past it.
     schemas: Option<Vec<TableSchema>>,
+    /// Commit time, Unix seconds, for the lag.
+    committed: u32,
 }
 
 /// Moves the checkpoint over every settled transaction at the front of the queue.
-fn advance(pending: &mut VecDeque<Pending>, checkpoint: &mut Checkpoint) -> Result<()> {
+fn advance(
+    pending: &mut VecDeque<Pending>,
+    checkpoint: &mut Checkpoint,
+    metrics: &Metrics,
+) -> Result<()> {
     while let Some(Pending { acks, .. }) = pending.front() {
         match acks.try_settled() {
             None => break,
@@ -258,6 +307,11 @@ fn advance(pending: &mut VecDeque<Pending>, checkpoint: &mut Checkpoint) -> Resu
             }
             Some(Ok(())) => {
                 if let Some(done) = pending.pop_front() {
+                    let now = crate::checkpoint::unix_now();
+                    metrics.lag_seconds.store(
+                        now.saturating_sub(u64::from(done.committed)),
+                        Ordering::Relaxed,
+                    );
                     checkpoint.incremental = Some(done.end);
                     if let Some(schemas) = done.schemas {
                         checkpoint.schemas = Some(schemas);
@@ -392,6 +446,9 @@ impl Stream {
                 .map_err(|e| send_error(&table.run.plan, self.messages.key(i), e))?;
         }
         self.events += self.messages.len() as u64;
+        self.metrics
+            .changes_sent
+            .fetch_add(self.messages.len() as u64, Ordering::Relaxed);
         table
             .run
             .metrics
@@ -537,13 +594,18 @@ impl Stream {
             .await?
             {
                 result.map_err(|reason| {
-                    Error::Sink(format!("cannot create topic {topic} for a new table: {reason}"))
+                    Error::Sink(format!(
+                        "cannot create topic {topic} for a new table: {reason}"
+                    ))
                 })?;
             }
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let topics = admin::fetch_topics(sink).await?;
-                if missing.iter().all(|t| topics.get(t).is_some_and(|p| *p > 0)) {
+                if missing
+                    .iter()
+                    .all(|t| topics.get(t).is_some_and(|p| *p > 0))
+                {
                     self.topics = topics;
                     break;
                 }
