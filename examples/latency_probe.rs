@@ -1,0 +1,104 @@
+//! The latency half of `scripts/bench incremental`: writes rows at a steady rate into MariaDB,
+//! each carrying its commit time, while consuming the topic tributary streams them to, and
+//! prints the p50/p99 of (message received − row committed).
+//!
+//! `latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS`
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql_async::prelude::Queryable;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message};
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, url, table, bootstrap, topic, rate, seconds] = args.as_slice() else {
+        eprintln!("usage: latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS");
+        std::process::exit(1);
+    };
+    let rate: u64 = rate.parse().expect("ROWS_PER_SEC");
+    let seconds: u64 = seconds.parse().expect("SECONDS");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("latency_probe_{}", now_micros()))
+        .set("auto.offset.reset", "latest")
+        .set("fetch.wait.max.ms", "5")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    // Let the consumer join before writing, so no message is missed.
+    let join = Instant::now();
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0
+        && join.elapsed() < Duration::from_secs(20)
+    {
+        consumer.poll(Duration::from_millis(100));
+    }
+
+    let total = rate * seconds;
+    let writer_table = table.clone();
+    let writer_url = url.clone();
+    let writer = tokio::spawn(async move {
+        let mut conn = mysql_async::Conn::from_url(writer_url).await.expect("connect");
+        let per_txn = 10u64;
+        let interval = Duration::from_micros(1_000_000 * per_txn / rate);
+        let start = Instant::now();
+        for txn in 0..total / per_txn {
+            let due = start + interval * txn as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let at = now_micros();
+            let values: Vec<String> = (0..per_txn)
+                .map(|i| format!("({}, {at})", 10_000_000 + txn * per_txn + i + 1))
+                .collect();
+            conn.query_drop(format!(
+                "INSERT INTO {writer_table} (id, at) VALUES {}",
+                values.join(", ")
+            ))
+            .await
+            .expect("insert");
+        }
+    });
+
+    let mut latencies = Vec::with_capacity(total as usize);
+    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
+    while (latencies.len() as u64) < total && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(10)) {
+            let received = now_micros();
+            let payload = String::from_utf8_lossy(message.payload().unwrap_or_default());
+            if let Some(at) = payload
+                .split("\"at\":")
+                .nth(1)
+                .and_then(|rest| rest.split([',', '}']).next())
+                .and_then(|v| v.parse::<i64>().ok())
+            {
+                latencies.push(received - at);
+            }
+        }
+    }
+    writer.await.expect("writer");
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    println!(
+        "latency_probe: {} of {total} rows at {rate} rows/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        pick(0.50),
+        pick(0.99),
+        pick(1.0)
+    );
+}
