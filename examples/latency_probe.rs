@@ -47,7 +47,9 @@ async fn main() {
     let writer_table = table.clone();
     let writer_url = url.clone();
     let writer = tokio::spawn(async move {
-        let mut conn = mysql_async::Conn::from_url(writer_url).await.expect("connect");
+        let mut conn = mysql_async::Conn::from_url(writer_url)
+            .await
+            .expect("connect");
         let per_txn = 10u64;
         let interval = Duration::from_micros(1_000_000 * per_txn / rate);
         let start = Instant::now();

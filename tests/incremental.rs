@@ -480,3 +480,65 @@ async fn a_lost_binlog_connection_is_reopened_from_the_checkpoint() {
         "the rows before and after the lost connection"
     );
 }
+
+#[tokio::test]
+async fn start_gtid_starts_after_that_transaction_and_positions_carry_gtids() {
+    let db = common::unique("inc_gtid");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);
+INSERT INTO {db}.t VALUES (1)"
+        ),
+    )
+    .await;
+    let gtid: String = conn
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2)"))
+        .await
+        .unwrap();
+    let after_insert: String = conn
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let topic = common::unique("inc_gtid");
+    let project = Project::new(
+        "inc_gtid",
+        &format!(", sync = 'schema, incremental', start_gtid = '{gtid}'"),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    let records = parse(&common::consume_all(&topic, 1, Duration::from_secs(30)));
+    let keys: Vec<Option<&str>> = records.iter().map(|(_, k, _)| k.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [Some("{\"id\":2}")],
+        "only the transaction after the GTID"
+    );
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(project.state.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let tracked = checkpoint["incremental"]["gtid"].as_str().unwrap_or("");
+    let sequence = |gtid: &str| -> u64 {
+        gtid.split(',')
+            .find(|g| g.starts_with("0-"))
+            .and_then(|g| g.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        sequence(tracked) >= sequence(&after_insert),
+        "the checkpoint's GTID state {tracked} is at or after the insert's {after_insert}"
+    );
+    assert!(
+        !checkpoint["incremental"]["file"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+    );
+}

@@ -103,12 +103,20 @@ pub async fn run(
                 gtid: None,
             },
             StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
-            StartPoint::Gtid(_) => {
-                return Err(Error::Config(
-                    "start_gtid is not available in this build yet; use start_position = \
-                     'file:pos' or start_timestamp"
-                        .to_string(),
-                ));
+            StartPoint::Gtid(gtid) => {
+                if project.source.kind != crate::project::SourceKind::MariaDb {
+                    return Err(Error::Config(
+                        "start_gtid works with MariaDB sources in this build; use \
+                         start_position = 'file:pos' or start_timestamp"
+                            .to_string(),
+                    ));
+                }
+                // The file and position are the server's own once the GTID stream starts.
+                BinlogPosition {
+                    file: String::new(),
+                    pos: 4,
+                    gtid: Some(gtid.clone()),
+                }
             }
         },
         (None, None, None) => snapshot::binlog_position(&project.source)

@@ -63,6 +63,10 @@ pub struct BinlogReader {
     stream: BinlogStream,
     /// The server appends CRC32 checksums to events.
     checksummed: bool,
+    /// The GTIDs of committed transactions, per domain (MariaDB) — the position as a GTID state.
+    gtids: GtidState,
+    /// The GTID of the transaction being read.
+    current_gtid: Option<(u32, String)>,
     file: String,
     pending: Vec<RowChange>,
     in_transaction: bool,
@@ -71,7 +75,21 @@ pub struct BinlogReader {
 impl BinlogReader {
     /// Starts reading at `from`. With `until_end`, the stream ends at the server's current end
     /// of the binlog instead of waiting for new events.
+    /// A position without a file (a GTID start that has not seen its first event yet) starts
+    /// at its GTID state.
     pub async fn open(source: &SourceDef, from: &BinlogPosition, until_end: bool) -> Result<Self> {
+        let gtid = from.file.is_empty().then(|| from.gtid.clone()).flatten();
+        Self::open_at(source, from, gtid.as_deref(), until_end).await
+    }
+
+    /// Starts at a MariaDB GTID state (`domain-server-sequence[,...]`) instead of `from`'s file
+    /// and position (which then only names where the stream is expected to be).
+    pub async fn open_at(
+        source: &SourceDef,
+        from: &BinlogPosition,
+        start_gtid: Option<&str>,
+        until_end: bool,
+    ) -> Result<Self> {
         let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
         let checksum: Option<String> = mysql_async::prelude::Queryable::query_first(
             &mut conn,
@@ -81,6 +99,25 @@ impl BinlogReader {
         .ok()
         .flatten();
         let checksummed = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
+        let mariadb = source.kind == crate::project::SourceKind::MariaDb;
+        if mariadb {
+            // MariaDB's own events: GTID events instead of `BEGIN`, and annotate-rows events.
+            let mut setup = vec!["SET @mariadb_slave_capability = 4".to_string()];
+            if let Some(gtid) = start_gtid {
+                setup.push(format!(
+                    "SET @slave_connect_state = '{}'",
+                    gtid.replace('\'', "")
+                ));
+                setup.push("SET @slave_gtid_strict_mode = 0".to_string());
+            }
+            for statement in setup {
+                mysql_async::prelude::Queryable::query_drop(&mut conn, &statement)
+                    .await
+                    .map_err(query_error(format!(
+                        "preparing the binlog stream ({statement})"
+                    )))?;
+            }
+        }
         let mut request = BinlogStreamRequest::new(source.server_id)
             .with_filename(from.file.as_bytes())
             .with_pos(from.pos);
@@ -94,9 +131,16 @@ impl BinlogReader {
                 "requesting the binlog stream (is the position still on the server?)",
             )
         })?;
+        let gtids = start_gtid
+            .map(str::to_string)
+            .or_else(|| from.gtid.clone())
+            .map(|state| GtidState::parse(&state))
+            .unwrap_or_default();
         Ok(BinlogReader {
             stream,
             checksummed,
+            gtids,
+            current_gtid: None,
             file: from.file.clone(),
             pending: Vec::new(),
             in_transaction: false,
@@ -122,12 +166,22 @@ impl BinlogReader {
                 }
             };
             let header = event.header();
-            let end = BinlogPosition {
+            let mut end = BinlogPosition {
                 file: self.file.clone(),
                 pos: u64::from(header.log_pos()),
                 gtid: None,
             };
             let timestamp = header.timestamp();
+            match header.event_type_raw() {
+                MARIADB_GTID_EVENT => {
+                    self.mariadb_gtid(event.data(), header.server_id());
+                    continue;
+                }
+                MARIADB_ANNOTATE_ROWS_EVENT
+                | MARIADB_BINLOG_CHECKPOINT_EVENT
+                | MARIADB_GTID_LIST_EVENT => continue,
+                _ => {}
+            }
             let data = event.read_data().map_err(|e| {
                 Error::Definite(format!(
                     "cannot decode a binlog event at {}:{}: {e}",
@@ -152,12 +206,14 @@ impl BinlogReader {
                         self.pending.clear();
                     } else if trimmed.eq_ignore_ascii_case("COMMIT") {
                         self.in_transaction = false;
+                        end.gtid = self.commit_gtid();
                         return Ok(Some(Change::Transaction {
                             changes: std::mem::take(&mut self.pending),
                             end,
                             timestamp,
                         }));
                     } else {
+                        end.gtid = self.commit_gtid();
                         return Ok(Some(Change::Statement {
                             schema: query.schema().into_owned(),
                             query: text.into_owned(),
@@ -166,8 +222,13 @@ impl BinlogReader {
                         }));
                     }
                 }
+                Some(EventData::GtidEvent(gtid)) => {
+                    let uuid: String = gtid.sid().iter().map(|b| format!("{b:02x}")).collect();
+                    self.current_gtid = Some((0, format!("{uuid}:{}", gtid.gno())));
+                }
                 Some(EventData::XidEvent(_)) => {
                     self.in_transaction = false;
+                    end.gtid = self.commit_gtid();
                     return Ok(Some(Change::Transaction {
                         changes: std::mem::take(&mut self.pending),
                         end,
@@ -178,6 +239,26 @@ impl BinlogReader {
                 _ => {}
             }
         }
+    }
+
+    /// A MariaDB GTID event: sequence number (8 bytes), domain (4), flags (1); the server id is
+    /// the event header's.
+    fn mariadb_gtid(&mut self, data: &[u8], server_id: u32) {
+        if data.len() >= 12 {
+            let sequence = u64::from_le_bytes(data[0..8].try_into().unwrap_or_default());
+            let domain = u32::from_le_bytes(data[8..12].try_into().unwrap_or_default());
+            self.current_gtid = Some((domain, format!("{domain}-{server_id}-{sequence}")));
+        }
+        self.in_transaction = true;
+        self.pending.clear();
+    }
+
+    /// Records the committed transaction's GTID and returns the GTID state after it.
+    fn commit_gtid(&mut self) -> Option<String> {
+        if let Some((domain, gtid)) = self.current_gtid.take() {
+            self.gtids.set(domain, gtid);
+        }
+        self.gtids.render()
     }
 
     fn collect_rows(&mut self, rows: &RowsEventData<'_>, at: &BinlogPosition) -> Result<()> {
@@ -374,12 +455,57 @@ fn timestamp_value(text: &[u8]) -> Option<Value> {
     ))
 }
 
+/// MariaDB's event types that mysql_common does not decode.
+const MARIADB_ANNOTATE_ROWS_EVENT: u8 = 160;
+const MARIADB_BINLOG_CHECKPOINT_EVENT: u8 = 161;
+const MARIADB_GTID_EVENT: u8 = 162;
+const MARIADB_GTID_LIST_EVENT: u8 = 163;
+
+/// A GTID state: the last GTID per replication domain (MariaDB), or the last MySQL GTID.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct GtidState {
+    domains: std::collections::BTreeMap<u32, String>,
+}
+
+impl GtidState {
+    /// `0-1-5,1-2-9` (MariaDB's `gtid_binlog_pos`).
+    pub fn parse(state: &str) -> GtidState {
+        let mut domains = std::collections::BTreeMap::new();
+        for gtid in state.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let domain = gtid
+                .split('-')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            domains.insert(domain, gtid.to_string());
+        }
+        GtidState { domains }
+    }
+
+    fn set(&mut self, domain: u32, gtid: String) {
+        self.domains.insert(domain, gtid);
+    }
+
+    pub fn render(&self) -> Option<String> {
+        (!self.domains.is_empty())
+            .then(|| self.domains.values().cloned().collect::<Vec<_>>().join(","))
+    }
+}
+
 /// Table schemas by `db.table`, for normalizing values of the tables the project syncs.
 pub type TableTypes = HashMap<String, Vec<SqlType>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gtid_states_keep_one_gtid_per_domain() {
+        let mut state = GtidState::parse("0-1-5, 1-2-9");
+        state.set(0, "0-1-6".into());
+        assert_eq!(state.render().as_deref(), Some("0-1-6,1-2-9"));
+        assert_eq!(GtidState::parse("").render(), None);
+    }
 
     #[test]
     fn binlog_values_become_snapshot_values() {
