@@ -542,3 +542,85 @@ INSERT INTO {db}.t VALUES (1)"
             .is_empty()
     );
 }
+
+/// Every column type through INSERT, UPDATE and DELETE in the binlog prints exactly as the same
+/// rows print in full sync (testdata/formats/default/full_sync.jsonl's table).
+#[tokio::test]
+async fn every_column_type_streams_as_full_sync_prints_it() {
+    let db = common::unique("inc_types");
+    let mut conn = common::mariadb().await;
+    let script = std::fs::read_to_string("testdata/formats/all_types.sql")
+        .expect("all_types.sql")
+        .replace("DB__", &db);
+    let (create, insert) = script
+        .split_once("INSERT INTO")
+        .expect("the script creates then inserts");
+    common::run_sql(&mut conn, create).await;
+    let topic = common::unique("inc_types");
+    let project = Project::new(
+        "inc_types",
+        ", sync = 'schema, full, incremental'",
+        &format!("SYNC TABLE {db}.all_types TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    common::run_sql(
+        &mut conn,
+        &format!("SET SESSION sql_mode = '';\nINSERT INTO{insert}"),
+    )
+    .await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "UPDATE {db}.all_types SET c_varchar = 'changed';
+DELETE FROM {db}.all_types"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let records = parse(&common::consume_all(&topic, 12, Duration::from_secs(60)));
+
+    // The same rows through full sync, for comparison.
+    let full_topic = common::unique("inc_types_full");
+    let full = Project::new(
+        "inc_types_full",
+        ", sync = 'schema, full'",
+        &format!("SYNC TABLE {db}.all_types TO TOPIC '{full_topic}';"),
+    );
+    common::run_sql(
+        &mut conn,
+        &format!("SET SESSION sql_mode = '';\nINSERT INTO{insert}"),
+    )
+    .await;
+    full.catch_up();
+    let rows = parse(&common::consume_all(
+        &full_topic,
+        4,
+        Duration::from_secs(60),
+    ));
+    assert_eq!(rows.len(), 4);
+    for (_, key, row) in &rows {
+        let of = |kind: &str| {
+            records
+                .iter()
+                .find(|(k, id, _)| k == kind && id == key)
+                .map(|(_, _, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {kind} for {key:?}"))
+        };
+        let (insert, update, delete) = (of("INSERT"), of("UPDATE"), of("DELETE"));
+        assert_eq!(insert["postStruct"], row["postStruct"], "INSERT of {key:?}");
+        assert_eq!(
+            update["prevStruct"], row["postStruct"],
+            "UPDATE before image of {key:?}"
+        );
+        let mut changed = row["postStruct"].clone();
+        changed["c_varchar"] = Value::from("changed");
+        assert_eq!(
+            update["postStruct"], changed,
+            "UPDATE after image of {key:?}"
+        );
+        assert_eq!(
+            delete["prevStruct"], changed,
+            "DELETE before image of {key:?}"
+        );
+    }
+}

@@ -405,6 +405,12 @@ pub fn normalize_row(values: &mut [Value], types: &[SqlType]) {
                     .collect();
                 Some(Value::Bytes(names.join(",").into_bytes()))
             }
+            // The binlog strips BINARY(n)'s trailing zero bytes; the column always holds n.
+            (SqlType::Binary { length }, Value::Bytes(bytes)) if bytes.len() < *length as usize => {
+                let mut padded = bytes.clone();
+                padded.resize(*length as usize, 0);
+                Some(Value::Bytes(padded))
+            }
             (SqlType::Timestamp { .. }, Value::Bytes(text)) => timestamp_value(text),
             (SqlType::Timestamp { .. }, Value::Int(0)) => Some(Value::Date(0, 0, 0, 0, 0, 0, 0)),
             (SqlType::Year, Value::Bytes(text)) if text.as_slice() == b"1900" => {
@@ -415,6 +421,10 @@ pub fn normalize_row(values: &mut [Value], types: &[SqlType]) {
             }
             (SqlType::SmallInt { unsigned: true }, Value::Int(v)) if *v < 0 => {
                 Some(Value::UInt(*v as u16 as u64))
+            }
+            // A 24-bit value read without its sign: restore it.
+            (SqlType::MediumInt { unsigned: false }, Value::Int(v)) if *v >= 1 << 23 => {
+                Some(Value::Int(*v - (1 << 24)))
             }
             (SqlType::MediumInt { unsigned: true }, Value::Int(v)) if *v < 0 => {
                 Some(Value::UInt((*v as u32 & 0x00ff_ffff) as u64))
@@ -517,6 +527,7 @@ mod tests {
             SqlType::parse("bigint(20) unsigned"),
             SqlType::parse("year(4)"),
             SqlType::parse("timestamp"),
+            SqlType::parse("mediumint(9)"),
         ];
         let mut row = vec![
             Value::Int(2),
@@ -526,6 +537,7 @@ mod tests {
             Value::Int(-1),
             Value::Bytes(b"1900".to_vec()),
             Value::Bytes(b"0".to_vec()),
+            Value::Int(8_388_608),
         ];
         normalize_row(&mut row, &types);
         assert_eq!(
@@ -538,6 +550,7 @@ mod tests {
                 Value::UInt(u64::MAX),
                 Value::Int(0),
                 Value::Date(0, 0, 0, 0, 0, 0, 0),
+                Value::Int(-8_388_608),
             ]
         );
     }
