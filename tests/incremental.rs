@@ -624,3 +624,57 @@ DELETE FROM {db}.all_types"
         );
     }
 }
+
+/// Several DDLs between the checkpoint and a restart: each row decodes with the columns it was
+/// written with (the schema history applies the DDL text in stream order).
+#[tokio::test]
+async fn a_restart_replays_several_ddls_with_the_schema_of_each_row() {
+    let db = common::unique("inc_history");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(5))"),
+    )
+    .await;
+    let topic = common::unique("inc_history");
+    let project = Project::new(
+        "inc_history",
+        ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}' WITH (partitioning = 'one');"),
+    );
+    project.catch_up();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "INSERT INTO {db}.t VALUES (1, 'x');
+ALTER TABLE {db}.t ADD COLUMN b INT;
+INSERT INTO {db}.t VALUES (2, 'y', 2);
+ALTER TABLE {db}.t DROP COLUMN a;
+INSERT INTO {db}.t VALUES (3, 3);
+ALTER TABLE {db}.t ADD COLUMN c VARCHAR(5) FIRST;
+INSERT INTO {db}.t VALUES ('c', 4, 4)"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let records = parse(&common::consume_all(&topic, 7, Duration::from_secs(60)));
+    let inserts: Vec<String> = records
+        .iter()
+        .filter(|(kind, _, _)| kind == "INSERT")
+        .map(|(_, _, v)| v["postStruct"].to_string())
+        .collect();
+    assert_eq!(
+        inserts,
+        [
+            r#"{"a":"x","id":1}"#,
+            r#"{"a":"y","b":2,"id":2}"#,
+            r#"{"b":3,"id":3}"#,
+            r#"{"b":4,"c":"c","id":4}"#,
+        ]
+    );
+    let ddls = records.iter().filter(|(kind, _, _)| kind == "DDL").count();
+    assert_eq!(
+        ddls, 3,
+        "one DDL record each on the table's single partition"
+    );
+}

@@ -24,7 +24,7 @@ use crate::project::{Partitioning, StartPoint};
 use crate::sink::admin;
 use crate::sink::kafka::{Acks, KafkaSink};
 use crate::source::binlog::{self, BinlogReader, Change, Op, RowChange, normalize_row};
-use crate::source::{self, snapshot};
+use crate::source::{self, ddl, snapshot};
 use crate::transform::{self, Emit};
 
 /// Reconnect attempts after a lost binlog connection before the run fails.
@@ -147,6 +147,7 @@ pub async fn run(
     let plan = &plan;
     let mut stream = Stream {
         plan: plan.clone(),
+        schemas: checkpoint.schemas.clone().unwrap_or_default(),
         topics: topics.clone(),
         metrics: Arc::clone(metrics),
         tables: Tables::new(plan, topics, metrics)?,
@@ -333,6 +334,8 @@ fn advance(
 
 struct Stream {
     plan: Plan,
+    /// The source's schemas as of the last event read (the head of the schema history).
+    schemas: Vec<TableSchema>,
     topics: BTreeMap<String, usize>,
     metrics: Arc<Metrics>,
     tables: Tables,
@@ -476,7 +479,7 @@ impl Stream {
         meta: &ChangeMeta,
         acks: &Arc<Acks>,
     ) -> Result<Option<Vec<TableSchema>>> {
-        let named = ddl_tables(schema, query);
+        let named = ddl::tables_named(schema, query);
         let project = self.plan.project.clone();
         let matches_a_sync = |name: &str| {
             let Some((database, table)) = name.split_once('.') else {
@@ -517,7 +520,12 @@ impl Stream {
         for name in &known {
             self.send_ddl(name, query, meta, acks).await?;
         }
-        let schemas = self.replan().await?;
+        let mut schemas = self.schemas.clone();
+        let catalog = match ddl::apply(&mut schemas, schema, query) {
+            ddl::Applied::Yes => TableSchema::catalog(&schemas),
+            ddl::Applied::No => live_catalog(&project).await?,
+        };
+        let schemas = self.replan(catalog).await?;
         // A table created (or renamed) into a SYNC pattern is picked up from here on.
         if let Some(tables) = &named {
             for name in tables.iter().map(|t| t.to_ascii_lowercase()) {
@@ -571,9 +579,8 @@ impl Stream {
     }
 
     /// Reads the catalog again and rebuilds the tables (after DDL).
-    async fn replan(&mut self) -> Result<Vec<TableSchema>> {
+    async fn replan(&mut self, catalog: plan::Catalog) -> Result<Vec<TableSchema>> {
         let project = self.plan.project.clone();
-        let catalog = live_catalog(&project).await?;
         let plan = plan::plan(project, &catalog)?;
         let missing: Vec<String> = plan
             .tables
@@ -628,7 +635,8 @@ impl Stream {
         }
         self.tables = Tables::new(&plan, &self.topics, &self.metrics)?;
         self.plan = plan;
-        Ok(TableSchema::of(&catalog))
+        self.schemas = TableSchema::of(&catalog);
+        Ok(self.schemas.clone())
     }
 }
 
@@ -644,44 +652,4 @@ fn op_name(op: Op) -> &'static str {
         Op::Update => "update",
         Op::Delete => "delete",
     }
-}
-
-/// The `db.table` names a DDL statement touches; `None` when it does not parse.
-fn ddl_tables(schema: &str, query: &str) -> Option<Vec<String>> {
-    use datafusion_sql::sqlparser::ast::{ObjectName, Statement};
-    use datafusion_sql::sqlparser::dialect::MySqlDialect;
-    use datafusion_sql::sqlparser::parser::Parser;
-    let statements = Parser::parse_sql(&MySqlDialect {}, query).ok()?;
-    let qualify = |name: &ObjectName| -> String {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
-            .collect();
-        match parts.as_slice() {
-            [table] => format!("{schema}.{table}"),
-            [database, table] => format!("{database}.{table}"),
-            _ => parts.join("."),
-        }
-    };
-    let mut names = Vec::new();
-    for statement in &statements {
-        match statement {
-            Statement::CreateTable(create) => names.push(qualify(&create.name)),
-            Statement::AlterTable(alter) => names.push(qualify(&alter.name)),
-            Statement::Drop { names: dropped, .. } => names.extend(dropped.iter().map(qualify)),
-            Statement::Truncate(truncate) => {
-                names.extend(truncate.table_names.iter().map(|t| qualify(&t.name)))
-            }
-            Statement::RenameTable(renames) => {
-                for rename in renames {
-                    names.push(qualify(&rename.old_name));
-                    names.push(qualify(&rename.new_name));
-                }
-            }
-            Statement::CreateIndex(index) => names.push(qualify(&index.table_name)),
-            _ => return Some(Vec::new()),
-        }
-    }
-    Some(names)
 }

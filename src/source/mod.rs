@@ -2,6 +2,7 @@
 
 pub mod binlog;
 pub mod catalog;
+pub mod ddl;
 pub mod precheck;
 pub mod snapshot;
 

@@ -1,0 +1,395 @@
+//! DDL text → changes to the schema history, parsed with sqlparser's MySQL dialect, so that a
+//! restart replays every DDL between the checkpoint and now with the schema each event was
+//! written with. Column changes (ADD/DROP/MODIFY/CHANGE/RENAME COLUMN with FIRST/AFTER) and table
+//! renames and drops are applied here; anything else makes the caller read the live catalog.
+
+use datafusion_sql::sqlparser::ast::{
+    AlterTableOperation, ColumnOption, DataType, Ident, MySQLColumnPosition, ObjectName,
+    RenameTableNameKind, Statement,
+};
+use datafusion_sql::sqlparser::dialect::MySqlDialect;
+use datafusion_sql::sqlparser::parser::Parser;
+
+use crate::checkpoint::TableSchema;
+
+/// The `db.table` names a DDL statement touches; `None` when it does not parse.
+pub fn tables_named(schema: &str, query: &str) -> Option<Vec<String>> {
+    let statements = Parser::parse_sql(&MySqlDialect {}, query).ok()?;
+    let mut names = Vec::new();
+    for statement in &statements {
+        match statement {
+            Statement::CreateTable(create) => names.push(qualify(schema, &create.name)),
+            Statement::AlterTable(alter) => {
+                names.push(qualify(schema, &alter.name));
+                for operation in &alter.operations {
+                    if let AlterTableOperation::RenameTable { table_name } = operation {
+                        names.push(qualify(schema, renamed(table_name)));
+                    }
+                }
+            }
+            Statement::Drop { names: dropped, .. } => {
+                names.extend(dropped.iter().map(|n| qualify(schema, n)))
+            }
+            Statement::Truncate(truncate) => names.extend(
+                truncate
+                    .table_names
+                    .iter()
+                    .map(|t| qualify(schema, &t.name)),
+            ),
+            Statement::RenameTable(renames) => {
+                for rename in renames {
+                    names.push(qualify(schema, &rename.old_name));
+                    names.push(qualify(schema, &rename.new_name));
+                }
+            }
+            Statement::CreateIndex(index) => names.push(qualify(schema, &index.table_name)),
+            _ => {}
+        }
+    }
+    Some(names)
+}
+
+fn renamed(kind: &RenameTableNameKind) -> &ObjectName {
+    match kind {
+        RenameTableNameKind::As(name) | RenameTableNameKind::To(name) => name,
+    }
+}
+
+fn qualify(schema: &str, name: &ObjectName) -> String {
+    let parts: Vec<&str> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.as_str()))
+        .collect();
+    match parts.as_slice() {
+        [table] => format!("{schema}.{table}"),
+        [database, table] => format!("{database}.{table}"),
+        _ => parts.join("."),
+    }
+}
+
+/// What became of a DDL statement.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The schemas now reflect it.
+    Yes,
+    /// It needs the live catalog (CREATE TABLE, keys, a statement that does not parse, ...).
+    No,
+}
+
+fn column_type(data_type: &DataType) -> String {
+    data_type.to_string().to_ascii_lowercase()
+}
+
+fn nullable(options: &[ColumnOption]) -> bool {
+    !options.iter().any(|o| matches!(o, ColumnOption::NotNull))
+}
+
+fn find<'a>(schemas: &'a mut [TableSchema], name: &str) -> Option<&'a mut TableSchema> {
+    schemas
+        .iter_mut()
+        .find(|t| format!("{}.{}", t.database, t.name).eq_ignore_ascii_case(name))
+}
+
+fn position(table: &TableSchema, column: &Ident) -> Option<usize> {
+    table
+        .columns
+        .iter()
+        .position(|(name, ..)| name.eq_ignore_ascii_case(&column.value))
+}
+
+fn insert_at(
+    table: &mut TableSchema,
+    column: (String, String, bool),
+    at: &Option<MySQLColumnPosition>,
+) -> Applied {
+    let index = match at {
+        None => table.columns.len(),
+        Some(MySQLColumnPosition::First) => 0,
+        Some(MySQLColumnPosition::After(after)) => match position(table, after) {
+            Some(i) => i + 1,
+            None => return Applied::No,
+        },
+    };
+    table.columns.insert(index, column);
+    Applied::Yes
+}
+
+/// Applies a DDL statement to the schemas (`schema` is the statement's default database).
+pub fn apply(schemas: &mut Vec<TableSchema>, schema: &str, query: &str) -> Applied {
+    let Ok(statements) = Parser::parse_sql(&MySqlDialect {}, query) else {
+        return Applied::No;
+    };
+    for statement in &statements {
+        let applied = match statement {
+            Statement::AlterTable(alter) => {
+                let name = qualify(schema, &alter.name);
+                let Some(table) = find(schemas, &name) else {
+                    return Applied::No;
+                };
+                for operation in &alter.operations {
+                    if alter_column(table, operation, schema) == Applied::No {
+                        return Applied::No;
+                    }
+                }
+                Applied::Yes
+            }
+            Statement::Drop { names, .. } => {
+                for name in names {
+                    let name = qualify(schema, name);
+                    schemas.retain(|t| {
+                        !format!("{}.{}", t.database, t.name).eq_ignore_ascii_case(&name)
+                    });
+                }
+                Applied::Yes
+            }
+            Statement::Truncate(_) => Applied::Yes,
+            Statement::RenameTable(renames) => {
+                for rename in renames {
+                    let old = qualify(schema, &rename.old_name);
+                    let new = qualify(schema, &rename.new_name);
+                    let Some(table) = find(schemas, &old) else {
+                        return Applied::No;
+                    };
+                    let Some((database, name)) = new.split_once('.') else {
+                        return Applied::No;
+                    };
+                    table.database = database.to_string();
+                    table.name = name.to_string();
+                }
+                Applied::Yes
+            }
+            _ => Applied::No,
+        };
+        if applied == Applied::No {
+            return Applied::No;
+        }
+    }
+    Applied::Yes
+}
+
+fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema: &str) -> Applied {
+    match operation {
+        AlterTableOperation::AddColumn {
+            column_def,
+            column_position,
+            ..
+        } => {
+            let options: Vec<ColumnOption> = column_def
+                .options
+                .iter()
+                .map(|o| o.option.clone())
+                .collect();
+            if options
+                .iter()
+                .any(|o| matches!(o, ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_)))
+            {
+                return Applied::No;
+            }
+            insert_at(
+                table,
+                (
+                    column_def.name.value.clone(),
+                    column_type(&column_def.data_type),
+                    nullable(&options),
+                ),
+                column_position,
+            )
+        }
+        AlterTableOperation::DropColumn { column_names, .. } => {
+            for column in column_names {
+                let Some(i) = position(table, column) else {
+                    return Applied::No;
+                };
+                let name = table.columns.remove(i).0;
+                if table.primary_key.contains(&name)
+                    || table
+                        .unique_keys
+                        .iter()
+                        .any(|(_, cols)| cols.contains(&name))
+                {
+                    return Applied::No;
+                }
+            }
+            Applied::Yes
+        }
+        AlterTableOperation::ModifyColumn {
+            col_name,
+            data_type,
+            options,
+            column_position,
+        } => change(
+            table,
+            col_name,
+            col_name,
+            data_type,
+            options,
+            column_position,
+        ),
+        AlterTableOperation::ChangeColumn {
+            old_name,
+            new_name,
+            data_type,
+            options,
+            column_position,
+        } => change(
+            table,
+            old_name,
+            new_name,
+            data_type,
+            options,
+            column_position,
+        ),
+        AlterTableOperation::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => {
+            let Some(i) = position(table, old_column_name) else {
+                return Applied::No;
+            };
+            let old = std::mem::replace(&mut table.columns[i].0, new_column_name.value.clone());
+            rename_in_keys(table, &old, &new_column_name.value);
+            Applied::Yes
+        }
+        AlterTableOperation::RenameTable { table_name } => {
+            let new = qualify(schema, renamed(table_name));
+            match new.split_once('.') {
+                Some((database, name)) => {
+                    table.database = database.to_string();
+                    table.name = name.to_string();
+                    Applied::Yes
+                }
+                None => Applied::No,
+            }
+        }
+        _ => Applied::No,
+    }
+}
+
+fn change(
+    table: &mut TableSchema,
+    old: &Ident,
+    new: &Ident,
+    data_type: &DataType,
+    options: &[ColumnOption],
+    at: &Option<MySQLColumnPosition>,
+) -> Applied {
+    let Some(i) = position(table, old) else {
+        return Applied::No;
+    };
+    let (old_name, ..) = table.columns.remove(i);
+    rename_in_keys(table, &old_name, &new.value);
+    let column = (new.value.clone(), column_type(data_type), nullable(options));
+    match at {
+        None => {
+            table.columns.insert(i, column);
+            Applied::Yes
+        }
+        Some(_) => insert_at(table, column, at),
+    }
+}
+
+fn rename_in_keys(table: &mut TableSchema, old: &str, new: &str) {
+    for key in table.primary_key.iter_mut().chain(
+        table
+            .unique_keys
+            .iter_mut()
+            .flat_map(|(_, cols)| cols.iter_mut()),
+    ) {
+        if key == old {
+            *key = new.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orders() -> Vec<TableSchema> {
+        vec![TableSchema {
+            database: "shop".into(),
+            name: "orders".into(),
+            columns: vec![
+                ("id".into(), "bigint".into(), false),
+                ("note".into(), "varchar(32)".into(), true),
+            ],
+            primary_key: vec!["id".into()],
+            unique_keys: vec![],
+        }]
+    }
+
+    fn columns(schemas: &[TableSchema]) -> Vec<String> {
+        schemas[0]
+            .columns
+            .iter()
+            .map(|(n, t, null)| format!("{n} {t}{}", if *null { "" } else { " not null" }))
+            .collect()
+    }
+
+    #[test]
+    fn column_changes_apply_in_order_and_place() {
+        let mut schemas = orders();
+        let steps = [
+            "ALTER TABLE orders ADD COLUMN qty INT NOT NULL",
+            "ALTER TABLE shop.orders ADD COLUMN code CHAR(4) FIRST",
+            "ALTER TABLE orders ADD flag TINYINT(1) AFTER id",
+            "ALTER TABLE orders MODIFY note TEXT",
+            "ALTER TABLE orders CHANGE COLUMN qty quantity BIGINT UNSIGNED",
+            "ALTER TABLE orders RENAME COLUMN code TO sku",
+            "ALTER TABLE orders DROP COLUMN flag",
+        ];
+        for step in steps {
+            assert_eq!(apply(&mut schemas, "shop", step), Applied::Yes, "{step}");
+        }
+        assert_eq!(
+            columns(&schemas),
+            [
+                "sku char(4)",
+                "id bigint not null",
+                "note text",
+                "quantity bigint unsigned"
+            ]
+        );
+        assert_eq!(
+            apply(&mut schemas, "shop", "RENAME TABLE orders TO orders_v2"),
+            Applied::Yes
+        );
+        assert_eq!(schemas[0].name, "orders_v2");
+        assert_eq!(
+            apply(&mut schemas, "shop", "DROP TABLE orders_v2"),
+            Applied::Yes
+        );
+        assert!(schemas.is_empty());
+    }
+
+    #[test]
+    fn what_needs_the_catalog_says_so() {
+        let mut schemas = orders();
+        for statement in [
+            "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+            "ALTER TABLE orders ADD PRIMARY KEY (note)",
+            "ALTER TABLE orders DROP COLUMN id",
+            "ALTER TABLE nope ADD COLUMN x INT",
+            "this is not sql",
+        ] {
+            let mut copy = schemas.clone();
+            assert_eq!(
+                apply(&mut copy, "shop", statement),
+                Applied::No,
+                "{statement}"
+            );
+        }
+        assert_eq!(
+            tables_named("shop", "ALTER TABLE orders RENAME TO archive.orders"),
+            Some(vec![
+                "shop.orders".to_string(),
+                "archive.orders".to_string()
+            ])
+        );
+        assert_eq!(
+            apply(&mut schemas, "shop", "TRUNCATE TABLE orders"),
+            Applied::Yes
+        );
+    }
+}
