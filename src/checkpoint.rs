@@ -136,6 +136,15 @@ pub struct Checkpoint {
     /// all acknowledged.
     #[serde(default)]
     pub incremental: Option<BinlogPosition>,
+    /// Commit time (Unix seconds) of the last acknowledged transaction, for the lag `status` shows.
+    #[serde(default)]
+    pub incremental_committed: u64,
+    /// Row changes sent by incremental sync over all runs, and when it first started, for the
+    /// rate `status` shows.
+    #[serde(default)]
+    pub incremental_changes: u64,
+    #[serde(default)]
+    pub incremental_started_at: u64,
     /// The source's table schemas as of `incremental`: a restart decodes the events after it
     /// with the schemas they were written with, not today's.
     #[serde(default)]

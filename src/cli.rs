@@ -306,6 +306,9 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
             "rows_per_sec": rate.round(),
             "handoff": checkpoint.handoff,
             "incremental": checkpoint.incremental,
+            "incremental_changes": checkpoint.incremental_changes,
+            "incremental_changes_per_sec": incremental_rate(&checkpoint).round(),
+            "incremental_lag_seconds": incremental_lag(&checkpoint),
             "tables": tables,
             "updated_at": checkpoint.updated_at,
         });
@@ -338,8 +341,17 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
     }
     match (&checkpoint.incremental, &checkpoint.handoff) {
         (Some(position), _) => println!(
-            "  incremental: acknowledged up to {}:{}",
-            position.file, position.pos
+            "  incremental: acknowledged up to {}:{}{}; {} changes at {:.0}/s; lag {} s at the last save",
+            position.file,
+            position.pos,
+            position
+                .gtid
+                .as_ref()
+                .map(|g| format!(" (GTID {g})"))
+                .unwrap_or_default(),
+            checkpoint.incremental_changes,
+            incremental_rate(&checkpoint),
+            incremental_lag(&checkpoint),
         ),
         (None, Some(handoff)) => {
             println!("  incremental starts at {}:{}", handoff.file, handoff.pos)
@@ -347,4 +359,22 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
         (None, None) => {}
     }
     Ok(())
+}
+
+fn incremental_rate(checkpoint: &crate::checkpoint::Checkpoint) -> f64 {
+    let seconds = checkpoint
+        .updated_at
+        .saturating_sub(checkpoint.incremental_started_at)
+        .max(1);
+    checkpoint.incremental_changes as f64 / seconds as f64
+}
+
+/// Seconds from the last acknowledged commit to the checkpoint's last write.
+fn incremental_lag(checkpoint: &crate::checkpoint::Checkpoint) -> u64 {
+    if checkpoint.incremental_committed == 0 {
+        return 0;
+    }
+    checkpoint
+        .updated_at
+        .saturating_sub(checkpoint.incremental_committed)
 }

@@ -117,6 +117,24 @@ INSERT INTO {db}.t VALUES (4, 'four', 4.00, 'ok', NULL, NULL, NULL, NULL, NULL, 
     .await;
     let outcome = project.catch_up();
     assert!(outcome.stdout.contains("run done:"), "{}", outcome.stdout);
+    let status = common::tributary(&[
+        "status",
+        project.file.to_str().unwrap(),
+        "--state-dir",
+        project.state.to_str().unwrap(),
+        "--json",
+    ]);
+    let status: Value = serde_json::from_str(&status.stdout).expect("status --json");
+    assert_eq!(status["phase"], "incremental");
+    assert_eq!(
+        status["incremental_changes"], 12,
+        "2 inserts, update, delete, insert, delete + insert, delete, 3 DDL, insert = 12"
+    );
+    assert!(
+        status["incremental"]["file"]
+            .as_str()
+            .is_some_and(|f| !f.is_empty())
+    );
 
     let records = parse(&common::consume_all(&topic, 11, Duration::from_secs(60)));
     // Order is per key (partition); compare each key's history.

@@ -129,6 +129,7 @@ pub async fn run(
             })?,
     };
     if checkpoint.incremental.is_none() {
+        checkpoint.incremental_started_at = crate::checkpoint::unix_now();
         checkpoint.incremental = Some(start.clone());
         store.save(checkpoint)?;
     }
@@ -245,6 +246,7 @@ pub async fn run(
         };
         pending.push_back(Pending {
             end,
+            changes: acks.sent(),
             acks,
             schemas: schemas.take(),
             committed: commit_time,
@@ -297,6 +299,8 @@ struct Pending {
     schemas: Option<Vec<TableSchema>>,
     /// Commit time, Unix seconds, for the lag.
     committed: u32,
+    /// Messages sent for it.
+    changes: u64,
 }
 
 /// Moves the checkpoint over every settled transaction at the front of the queue.
@@ -322,6 +326,8 @@ fn advance(
                         Ordering::Relaxed,
                     );
                     checkpoint.incremental = Some(done.end);
+                    checkpoint.incremental_committed = u64::from(done.committed);
+                    checkpoint.incremental_changes += done.changes;
                     if let Some(schemas) = done.schemas {
                         checkpoint.schemas = Some(schemas);
                     }
