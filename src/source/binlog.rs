@@ -11,8 +11,10 @@
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
+use mysql_common::binlog::EventStreamReader;
+use mysql_common::binlog::consts::BinlogVersion;
 
 use super::query_error;
 use crate::checkpoint::BinlogPosition;
@@ -58,9 +60,47 @@ pub enum Change {
     },
 }
 
+/// Where events come from: a server's binlog stream, or a recorded binlog file.
+enum Events {
+    Live(Box<BinlogStream>),
+    Recorded {
+        reader: Box<EventStreamReader>,
+        input: std::io::Cursor<Vec<u8>>,
+    },
+}
+
+impl Events {
+    async fn next(&mut self, file: &str) -> Option<Result<Event>> {
+        match self {
+            Events::Live(stream) => stream.next().await.map(|event| {
+                event.map_err(|e| {
+                    let position = BinlogPosition {
+                        file: file.to_string(),
+                        pos: 4,
+                        gtid: None,
+                    };
+                    purged_or(e, &position, "reading the binlog stream")
+                })
+            }),
+            Events::Recorded { reader, input } => reader.read(input).transpose().map(|event| {
+                event.map_err(|e| {
+                    Error::Definite(format!("cannot read the recorded binlog {file}: {e}"))
+                })
+            }),
+        }
+    }
+
+    fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>> {
+        match self {
+            Events::Live(stream) => stream.get_tme(table_id),
+            Events::Recorded { reader, .. } => reader.get_tme(table_id),
+        }
+    }
+}
+
 /// A binlog stream from a position.
 pub struct BinlogReader {
-    stream: BinlogStream,
+    stream: Events,
     /// The server appends CRC32 checksums to events.
     checksummed: bool,
     /// The GTIDs of committed transactions, per domain (MariaDB) — the position as a GTID state.
@@ -137,7 +177,7 @@ impl BinlogReader {
             .map(|state| GtidState::parse(&state))
             .unwrap_or_default();
         Ok(BinlogReader {
-            stream,
+            stream: Events::Live(Box::new(stream)),
             checksummed,
             gtids,
             current_gtid: None,
@@ -147,24 +187,35 @@ impl BinlogReader {
         })
     }
 
+    /// Reads a recorded binlog file (`testdata/binlog/`): the same decoding as a live stream.
+    pub fn recorded(bytes: Vec<u8>, file: &str) -> Result<BinlogReader> {
+        if bytes.get(..4) != Some(b"\xfebin".as_slice()) {
+            return Err(Error::Definite(format!("{file} is not a binlog file")));
+        }
+        let mut input = std::io::Cursor::new(bytes);
+        input.set_position(4);
+        Ok(BinlogReader {
+            stream: Events::Recorded {
+                reader: Box::new(EventStreamReader::new(BinlogVersion::Version4)),
+                input,
+            },
+            checksummed: false,
+            gtids: GtidState::default(),
+            current_gtid: None,
+            file: file.to_string(),
+            pending: Vec::new(),
+            in_transaction: false,
+        })
+    }
+
     /// The next committed transaction or statement; `None` when a non-blocking stream reached
     /// the end of the binlog.
     pub async fn next(&mut self) -> Result<Option<Change>> {
         loop {
-            let Some(event) = self.stream.next().await else {
+            let Some(event) = self.stream.next(&self.file).await else {
                 return Ok(None);
             };
-            let event = match event {
-                Ok(event) => event,
-                Err(e) => {
-                    let position = BinlogPosition {
-                        file: self.file.clone(),
-                        pos: 4,
-                        gtid: None,
-                    };
-                    return Err(purged_or(e, &position, "reading the binlog stream"));
-                }
-            };
+            let event = event?;
             let header = event.header();
             let mut end = BinlogPosition {
                 file: self.file.clone(),
@@ -223,7 +274,15 @@ impl BinlogReader {
                     }
                 }
                 Some(EventData::GtidEvent(gtid)) => {
-                    let uuid: String = gtid.sid().iter().map(|b| format!("{b:02x}")).collect();
+                    let hex: String = gtid.sid().iter().map(|b| format!("{b:02x}")).collect();
+                    let uuid = format!(
+                        "{}-{}-{}-{}-{}",
+                        &hex[0..8],
+                        &hex[8..12],
+                        &hex[12..16],
+                        &hex[16..20],
+                        &hex[20..32]
+                    );
                     self.current_gtid = Some((0, format!("{uuid}:{}", gtid.gno())));
                 }
                 Some(EventData::XidEvent(_)) => {
@@ -262,7 +321,7 @@ impl BinlogReader {
     }
 
     fn collect_rows(&mut self, rows: &RowsEventData<'_>, at: &BinlogPosition) -> Result<()> {
-        let Some(tme) = self.stream.get_tme(rows.table_id()) else {
+        let Some(tme) = self.stream.table_map(rows.table_id()) else {
             return Err(Error::Definite(format!(
                 "row event without its table map at {}:{}",
                 at.file, at.pos
