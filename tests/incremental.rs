@@ -696,3 +696,40 @@ INSERT INTO {db}.t VALUES ('c', 4, 4)"
         "one DDL record each on the table's single partition"
     );
 }
+
+#[tokio::test]
+async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
+    let db = common::unique("inc_purged");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let project = Project::new(
+        "inc_purged",
+        ", sync = 'schema, full, incremental'",
+        &format!(
+            "SYNC TABLE {db}.t TO TOPIC '{}';",
+            common::unique("inc_purged")
+        ),
+    );
+    project.catch_up();
+    // A checkpoint naming a binlog file the server no longer has.
+    let path = project.state.join("checkpoint.json");
+    let mut checkpoint: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    checkpoint["incremental"]["file"] = Value::from("mysql-bin.000000");
+    std::fs::write(&path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+    let mut args = project.args();
+    args.push("--until-caught-up".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = common::tributary(&args);
+    assert_eq!(outcome.code, 2, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome.stderr.contains("mysql-bin.000000:")
+            && outcome.stderr.contains("is no longer on the server")
+            && outcome.stderr.contains("tributary reset"),
+        "{}",
+        outcome.stderr
+    );
+}
