@@ -95,6 +95,7 @@ fn encode_default(c: &mut Criterion) {
         projection: (0..columns.len()).collect(),
         key: vec![0],
         shard: vec![0],
+        business_system_id: None,
         columns,
     };
     let mut encoder = Encoder::new(Format::Default, context).unwrap();

@@ -294,6 +294,7 @@ async fn mysql8_events_decode_into_transactions_and_default_records() {
         projection: (0..columns.len()).collect(),
         key: vec![0],
         shard: vec![0],
+        business_system_id: None,
     };
     let mut encoder = Encoder::new(Format::Default, context).unwrap();
     let mut messages = Messages::default();

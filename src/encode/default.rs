@@ -16,10 +16,27 @@ pub struct DefaultEncoder {
     primary_key_names: Vec<u8>,
     /// The constant metadata after `record_primary_value` of a full-sync row.
     snapshot_tail: Vec<u8>,
+    /// DefaultExtendColumnType (reference §7.2): `,"__light_type":{...}` closing each image.
+    light_type: Option<Vec<u8>>,
 }
 
 impl DefaultEncoder {
-    pub fn new(context: TableContext) -> DefaultEncoder {
+    pub fn new(context: TableContext, extend_column_type: bool) -> DefaultEncoder {
+        let light_type = extend_column_type.then(|| {
+            let mut types = b",\"__light_type\":{".to_vec();
+            for (n, &i) in context.projection.iter().enumerate() {
+                if n > 0 {
+                    types.push(b',');
+                }
+                let column = &context.columns[i];
+                value::write_string(&column.name, &mut types);
+                types.extend_from_slice(b":{\"schemaType\":");
+                value::write_string(&super::formats::bare_type(&column.column_type), &mut types);
+                types.push(b'}');
+            }
+            types.push(b'}');
+            types
+        });
         let column_prefixes = context
             .projection
             .iter()
@@ -61,6 +78,7 @@ impl DefaultEncoder {
             column_prefixes,
             primary_key_names,
             snapshot_tail,
+            light_type,
         }
     }
 
@@ -79,6 +97,9 @@ impl DefaultEncoder {
             for (prefix, writer) in self.column_prefixes.iter().zip(&columns) {
                 buf.extend_from_slice(prefix);
                 writer.write_default(row, buf);
+            }
+            if let Some(types) = &self.light_type {
+                buf.extend_from_slice(types);
             }
             buf.extend_from_slice(b"},\"allMetaData\":{\"checkpoint\":");
             write_key_values(&keys, Some(&key_names), row, buf);
@@ -105,6 +126,9 @@ impl DefaultEncoder {
                 for (prefix, writer) in self.column_prefixes.iter().zip(writers) {
                     buf.extend_from_slice(prefix);
                     writer.write_default(row, buf);
+                }
+                if let Some(types) = &self.light_type {
+                    buf.extend_from_slice(types);
                 }
                 buf.push(b'}');
             }
@@ -177,6 +201,9 @@ impl DefaultEncoder {
         let buf = &mut out.payload;
         buf.extend_from_slice(b"{\"prevStruct\":null,\"postStruct\":{\"ddl\":");
         value::write_string(statement, buf);
+        if self.light_type.is_some() {
+            buf.extend_from_slice(b",\"__light_type\":{\"ddl\":{\"schemaType\":\"VAR_STRING\"}}");
+        }
         buf.extend_from_slice(b"},\"allMetaData\":{\"checkpoint\":");
         value::write_string(&meta.timestamp.to_string(), buf);
         buf.extend_from_slice(

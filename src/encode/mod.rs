@@ -3,6 +3,7 @@
 //! [`value`]. Encoders work on whole batches and write into reused buffers.
 
 pub mod default;
+pub mod formats;
 pub mod value;
 
 use arrow::record_batch::RecordBatch;
@@ -17,8 +18,8 @@ pub struct Messages {
     payload: Vec<u8>,
     payload_ends: Vec<usize>,
     key: Vec<u8>,
-    /// `None` for a message with a null key.
-    key_ends: Vec<Option<usize>>,
+    /// Each message's key as a range of `key`; `None` for a null key.
+    key_ranges: Vec<Option<(usize, usize)>>,
 }
 
 impl Messages {
@@ -26,7 +27,7 @@ impl Messages {
         self.payload.clear();
         self.payload_ends.clear();
         self.key.clear();
-        self.key_ends.clear();
+        self.key_ranges.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -43,13 +44,14 @@ impl Messages {
     }
 
     pub fn key(&self, i: usize) -> Option<&[u8]> {
-        let end = self.key_ends[i]?;
-        let start = self.key_ends[..i]
-            .iter()
-            .rev()
-            .find_map(|e| *e)
-            .unwrap_or(0);
+        let (start, end) = self.key_ranges[i]?;
         Some(&self.key[start..end])
+    }
+
+    fn push_key(&mut self, key: &[u8]) {
+        let start = self.key.len();
+        self.key.extend_from_slice(key);
+        self.key_ranges.push(Some((start, self.key.len())));
     }
 
     /// Total payload bytes, for in-flight accounting.
@@ -76,10 +78,17 @@ pub struct TableContext {
     pub projection: Vec<usize>,
     pub key: Vec<usize>,
     pub shard: Vec<usize>,
+    /// The project's `business_system_id` (Dataworks' `extend.load_fm`).
+    pub business_system_id: Option<String>,
 }
 
 impl TableContext {
-    pub fn new(plan: &TablePlan, kind: SourceKind, user: &str) -> TableContext {
+    pub fn new(
+        plan: &TablePlan,
+        kind: SourceKind,
+        user: &str,
+        business_system_id: Option<&str>,
+    ) -> TableContext {
         let tenant = user
             .split_once('@')
             .map(|(_, t)| t.split('#').next().unwrap_or(t));
@@ -99,6 +108,7 @@ impl TableContext {
             projection: plan.projection.clone(),
             key: plan.key.clone(),
             shard: plan.shard.clone(),
+            business_system_id: business_system_id.map(str::to_string),
         }
     }
 
@@ -124,16 +134,20 @@ pub struct ChangeMeta {
 #[derive(Debug)]
 pub enum Encoder {
     Default(default::DefaultEncoder),
+    Other(formats::FormatEncoder),
 }
 
 impl Encoder {
     /// The encoder for a format; an error for a format this build cannot write yet.
     pub fn new(format: Format, context: TableContext) -> Result<Encoder, String> {
         match format {
-            Format::Default => Ok(Encoder::Default(default::DefaultEncoder::new(context))),
-            other => Err(format!(
-                "format '{other}' is not available in this build yet; use format = 'default'"
-            )),
+            Format::Default => Ok(Encoder::Default(default::DefaultEncoder::new(
+                context, false,
+            ))),
+            Format::DefaultExtendColumnType => Ok(Encoder::Default(default::DefaultEncoder::new(
+                context, true,
+            ))),
+            other => Ok(Encoder::Other(formats::FormatEncoder::new(other, context))),
         }
     }
 
@@ -141,8 +155,10 @@ impl Encoder {
     pub fn encode_snapshot(&mut self, batch: &RecordBatch, out: &mut Messages) {
         match self {
             Encoder::Default(e) => e.encode_snapshot(batch, out),
+            Encoder::Other(e) => e.encode_snapshot(batch, out),
         }
-        write_keys(self.context(), batch, out);
+        let maxwell = self.is_maxwell();
+        write_keys(self.context(), batch, maxwell, out);
     }
 
     /// Incremental records, one message per emit, in order; the key comes from the image the
@@ -158,10 +174,12 @@ impl Encoder {
     ) {
         match self {
             Encoder::Default(e) => e.encode_changes(before, after, emits, meta, sequence, out),
+            Encoder::Other(e) => e.encode_changes(before, after, emits, meta, sequence, out),
         }
+        let maxwell = self.is_maxwell();
         let context = self.context();
-        let before_keys = before.map(|b| key_bytes(context, b));
-        let after_keys = after.map(|a| key_bytes(context, a));
+        let before_keys = before.map(|b| keys_of(context, b, maxwell));
+        let after_keys = after.map(|a| keys_of(context, a, maxwell));
         for emit in emits {
             let key = match *emit {
                 crate::transform::Emit::Delete(row) => before_keys.as_ref().map(|k| &k[row]),
@@ -170,34 +188,48 @@ impl Encoder {
                 }
             };
             match key.and_then(Option::as_ref) {
-                Some(key) => {
-                    out.key.extend_from_slice(key);
-                    out.key_ends.push(Some(out.key.len()));
-                }
-                None => out.key_ends.push(None),
+                Some(key) => out.push_key(key),
+                None => out.key_ranges.push(None),
             }
         }
     }
 
-    /// A DDL statement as one message (for each partition the caller sends it to).
-    pub fn encode_ddl(&mut self, statement: &str, meta: &ChangeMeta, out: &mut Messages) {
-        match self {
-            Encoder::Default(e) => e.encode_ddl(statement, meta, out),
+    /// A DDL statement as one message (for each partition the caller sends it to); `false`
+    /// when the format sends no DDL.
+    pub fn encode_ddl(&mut self, statement: &str, meta: &ChangeMeta, out: &mut Messages) -> bool {
+        let sent = match self {
+            Encoder::Default(e) => {
+                e.encode_ddl(statement, meta, out);
+                true
+            }
+            Encoder::Other(e) => e.encode_ddl(statement, meta, out),
+        };
+        if sent {
+            out.key_ranges.push(None);
         }
-        out.key_ends.push(None);
+        sent
     }
 
     pub fn context(&self) -> &TableContext {
         match self {
             Encoder::Default(e) => &e.context,
+            Encoder::Other(e) => &e.context,
         }
+    }
+
+    fn is_maxwell(&self) -> bool {
+        matches!(self, Encoder::Other(e) if e.is_maxwell())
     }
 }
 
 /// Each row's message key, or `None` without shard columns.
 pub fn key_bytes(context: &TableContext, batch: &RecordBatch) -> Vec<Option<Vec<u8>>> {
+    keys_of(context, batch, false)
+}
+
+fn keys_of(context: &TableContext, batch: &RecordBatch, maxwell: bool) -> Vec<Option<Vec<u8>>> {
     let mut keys = Messages::default();
-    write_keys(context, batch, &mut keys);
+    write_keys(context, batch, maxwell, &mut keys);
     (0..batch.num_rows())
         .map(|i| keys.key(i).map(<[u8]>::to_vec))
         .collect()
@@ -224,10 +256,11 @@ pub fn ddl_type(statement: &str) -> &'static str {
 }
 
 /// Message keys (design.md §4): a JSON object of the shard columns' values, e.g. `{"id":7}`;
-/// a null key when the table has no shard columns.
-fn write_keys(context: &TableContext, batch: &RecordBatch, out: &mut Messages) {
+/// a null key when the table has no shard columns. Maxwell's native key names the database and
+/// table too: `{"database":"shop","table":"orders","pk.id":7}`.
+fn write_keys(context: &TableContext, batch: &RecordBatch, maxwell: bool, out: &mut Messages) {
     if context.shard.is_empty() {
-        out.key_ends
+        out.key_ranges
             .extend(std::iter::repeat_n(None, batch.num_rows()));
         return;
     }
@@ -237,13 +270,27 @@ fn write_keys(context: &TableContext, batch: &RecordBatch, out: &mut Messages) {
         .iter()
         .map(|&i| {
             let mut name = Vec::new();
-            value::write_string(&context.columns[i].name, &mut name);
+            if maxwell {
+                value::write_string(&format!("pk.{}", context.columns[i].name), &mut name);
+            } else {
+                value::write_string(&context.columns[i].name, &mut name);
+            }
             name.push(b':');
             name
         })
         .collect();
+    let mut prefix = Vec::new();
+    if maxwell {
+        prefix.extend_from_slice(b"\"database\":");
+        value::write_string(&context.database, &mut prefix);
+        prefix.extend_from_slice(b",\"table\":");
+        value::write_string(&context.table, &mut prefix);
+        prefix.push(b',');
+    }
     for row in 0..batch.num_rows() {
+        let start = out.key.len();
         out.key.push(b'{');
+        out.key.extend_from_slice(&prefix);
         for (n, (name, writer)) in names.iter().zip(&writers).enumerate() {
             if n > 0 {
                 out.key.push(b',');
@@ -252,6 +299,6 @@ fn write_keys(context: &TableContext, batch: &RecordBatch, out: &mut Messages) {
             writer.write_default(row, &mut out.key);
         }
         out.key.push(b'}');
-        out.key_ends.push(Some(out.key.len()));
+        out.key_ranges.push(Some((start, out.key.len())));
     }
 }

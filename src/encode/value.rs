@@ -22,6 +22,10 @@ use crate::plan::types::{DateTimeValue, DateValue};
 
 /// A typed view of one column of a batch.
 pub enum ValueWriter<'a> {
+    /// `TINYINT(1)`: Debezium prints it as a boolean.
+    Bool(&'a dyn Array, fn(&dyn Array, usize) -> i64),
+    /// SET: Maxwell prints it as an array of members.
+    Set(&'a StringArray),
     Int(IntColumn<'a>),
     Float32(&'a Float32Array),
     Float64(&'a Float64Array),
@@ -50,6 +54,12 @@ macro_rules! int_reader {
 impl<'a> ValueWriter<'a> {
     /// The writer for a column; `None` for an array type no MySQL column maps to.
     pub fn new(array: &'a dyn Array, sql: &SqlType) -> Option<ValueWriter<'a>> {
+        if let (SqlType::Bool, DataType::Int8) = (sql, array.data_type()) {
+            return Some(ValueWriter::Bool(array, int_reader!(Int8Type, i64)));
+        }
+        if let (SqlType::Set { .. }, DataType::Utf8) = (sql, array.data_type()) {
+            return Some(ValueWriter::Set(array.as_string()));
+        }
         Some(match array.data_type() {
             DataType::Int8 => {
                 ValueWriter::Int(IntColumn::Signed(array, int_reader!(Int8Type, i64)))
@@ -94,6 +104,8 @@ impl<'a> ValueWriter<'a> {
     fn array(&self) -> &dyn Array {
         match self {
             ValueWriter::Int(IntColumn::Signed(a, _) | IntColumn::Unsigned(a, _)) => *a,
+            ValueWriter::Bool(a, _) => *a,
+            ValueWriter::Set(a) => *a,
             ValueWriter::Float32(a) => *a,
             ValueWriter::Float64(a) => *a,
             ValueWriter::Decimal128(a, _) => *a,
@@ -117,7 +129,10 @@ impl<'a> ValueWriter<'a> {
             return;
         }
         match self {
-            ValueWriter::Text(_) | ValueWriter::Bytes(_) | ValueWriter::Date(_) => {
+            ValueWriter::Text(_)
+            | ValueWriter::Set(_)
+            | ValueWriter::Bytes(_)
+            | ValueWriter::Date(_) => {
                 out.push(b'"');
                 self.write_text(row, out);
                 out.push(b'"');
@@ -136,6 +151,10 @@ impl<'a> ValueWriter<'a> {
     /// [`Self::write_default`].
     pub fn write_text(&self, row: usize, out: &mut Vec<u8>) {
         match self {
+            ValueWriter::Bool(a, read) => {
+                out.extend_from_slice(itoa::Buffer::new().format(read(*a, row)).as_bytes())
+            }
+            ValueWriter::Set(a) => write_escaped(a.value(row), out),
             ValueWriter::Int(IntColumn::Signed(a, read)) => {
                 out.extend_from_slice(itoa::Buffer::new().format(read(*a, row)).as_bytes())
             }
@@ -158,6 +177,118 @@ impl<'a> ValueWriter<'a> {
             ValueWriter::DateTime(a) => write_datetime(a.value(row), out),
             ValueWriter::Timestamp(a) => write_epoch(a.value(row), out),
         }
+    }
+}
+
+impl ValueWriter<'_> {
+    /// The Debezium family (reference §6.2): BOOL as a boolean, DECIMAL as a string, binary as
+    /// upper-case hex, DATE as days, TIME as µs, DATETIME as ms (wall clock as UTC), TIMESTAMP as
+    /// an ISO-8601 UTC string, BIGINT UNSIGNED beyond the signed range as a string. Zero and
+    /// invalid dates are `null` (no number means them).
+    pub fn write_debezium(&self, row: usize, out: &mut Vec<u8>) {
+        if self.is_null(row) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match self {
+            ValueWriter::Bool(a, read) => out.extend_from_slice(if read(*a, row) != 0 {
+                b"true"
+            } else {
+                b"false"
+            }),
+            ValueWriter::Int(IntColumn::Unsigned(a, read)) if read(*a, row) > i64::MAX as u64 => {
+                out.push(b'"');
+                self.write_text(row, out);
+                out.push(b'"');
+            }
+            ValueWriter::Decimal128(..) | ValueWriter::Decimal256(..) => {
+                out.push(b'"');
+                self.write_text(row, out);
+                out.push(b'"');
+            }
+            ValueWriter::Bytes(a) => {
+                out.push(b'"');
+                for byte in a.value(row) {
+                    let _ = write!(out, "{byte:02X}");
+                }
+                out.push(b'"');
+            }
+            ValueWriter::Date(a) => match DateValue::from_arrow(a.value(row)) {
+                DateValue::Days(days) => {
+                    out.extend_from_slice(itoa::Buffer::new().format(days).as_bytes())
+                }
+                DateValue::Invalid { .. } => out.extend_from_slice(b"null"),
+            },
+            ValueWriter::Time(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(row)).as_bytes())
+            }
+            ValueWriter::DateTime(a) => match DateTimeValue::from_arrow(a.value(row)) {
+                DateTimeValue::Micros(micros) => out.extend_from_slice(
+                    itoa::Buffer::new()
+                        .format(micros.div_euclid(1000))
+                        .as_bytes(),
+                ),
+                DateTimeValue::Invalid { .. } => out.extend_from_slice(b"null"),
+            },
+            ValueWriter::Timestamp(a) => match DateTimeValue::from_arrow(a.value(row)) {
+                DateTimeValue::Micros(_) => {
+                    out.push(b'"');
+                    write_datetime_iso(a.value(row), out);
+                    out.extend_from_slice(b"Z\"");
+                }
+                DateTimeValue::Invalid { .. } => out.extend_from_slice(b"null"),
+            },
+            _ => self.write_default(row, out),
+        }
+    }
+
+    /// Maxwell (reference §6.3): the Default values, except SET as an array of members and
+    /// DATETIME/TIMESTAMP as `YYYY-MM-DD HH:mm:ss[.ffffff]` (TIMESTAMP in UTC), six fraction digits
+    /// when the column has a fraction.
+    pub fn write_maxwell(&self, row: usize, fsp: u8, out: &mut Vec<u8>) {
+        if self.is_null(row) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match self {
+            ValueWriter::Set(a) => {
+                out.push(b'[');
+                for (i, member) in a
+                    .value(row)
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .enumerate()
+                {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_string(member, out);
+                }
+                out.push(b']');
+            }
+            ValueWriter::DateTime(a) | ValueWriter::Timestamp(a) => {
+                let value = a.value(row);
+                out.push(b'"');
+                match DateTimeValue::from_arrow(value) {
+                    DateTimeValue::Micros(micros) if fsp > 0 => {
+                        write_datetime(micros - micros.rem_euclid(1_000_000), out);
+                        let _ = write!(out, ".{:06}", micros.rem_euclid(1_000_000));
+                    }
+                    _ => write_datetime(value, out),
+                }
+                out.push(b'"');
+            }
+            _ => self.write_default(row, out),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:mm:ss[.ffffff]` of an instant in µs (trailing fraction zeros dropped).
+fn write_datetime_iso(micros: i64, out: &mut Vec<u8>) {
+    let start = out.len();
+    write_datetime(micros, out);
+    if let Some(space) = out[start..].iter().position(|&b| b == b' ') {
+        out[start + space] = b'T';
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::watch;
 
-use super::{MAX_IN_FLIGHT_BYTES, TableRun, pause_on_signal, send_error};
+use super::{MAX_IN_FLIGHT_BYTES, TableRun, live_catalog, pause_on_signal, send_error};
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{BinlogPosition, Checkpoint, Store, TableSchema};
 use crate::encode::{ChangeMeta, Encoder, Messages, key_bytes};
@@ -24,7 +24,7 @@ use crate::project::{Partitioning, StartPoint};
 use crate::sink::admin;
 use crate::sink::kafka::{Acks, KafkaSink};
 use crate::source::binlog::{self, BinlogReader, Change, Op, RowChange, normalize_row};
-use crate::source::{self, ddl, snapshot};
+use crate::source::{ddl, snapshot};
 use crate::transform::{self, Emit};
 
 /// Reconnect attempts after a lost binlog connection before the run fails.
@@ -158,7 +158,9 @@ pub async fn run(
         sequence: 0,
         events: 0,
     };
-    let mut reader = BinlogReader::open(&project.source, &start, until_caught_up).await?;
+    let mut reader = BinlogReader::open(&project.source, &start, until_caught_up)
+        .await?
+        .with_table_filter(synced_tables(project));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let signals = tokio::spawn(pause_on_signal(Arc::new(stop_tx)));
     let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -171,6 +173,14 @@ pub async fn run(
             _ = stop_rx.changed() => {
                 paused = true;
                 break Ok(());
+            }
+            // While the source is idle, record what Kafka acknowledged meanwhile.
+            _ = tokio::time::sleep(SAVE_EVERY) => {
+                if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
+                    break Err(e);
+                }
+                store.save(checkpoint)?;
+                continue;
             }
         };
         let change = match change {
@@ -188,13 +198,18 @@ pub async fn run(
                     break Err(e);
                 }
                 store.save(checkpoint)?;
+                if !pending.is_empty() {
+                    // Resuming with unacknowledged transactions would replay them against a
+                    // schema that is already past them.
+                    break Err(e);
+                }
                 tokio::time::sleep(backoff).await;
                 let Some(from) = checkpoint.incremental.clone() else {
                     break Err(e);
                 };
                 match BinlogReader::open(&project.source, &from, until_caught_up).await {
                     Ok(reopened) => {
-                        reader = reopened;
+                        reader = reopened.with_table_filter(synced_tables(project));
                         stream.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(open_error) if open_error.kind() == ErrorKind::Transient => {}
@@ -364,12 +379,16 @@ impl Stream {
         let mut start = 0;
         while start < changes.len() {
             let first = &changes[start];
+            // A run of same-table, same-kind changes, at most `batch_rows` long: the pieces of a
+            // large transaction share its delivery counter, so it stays whole.
+            let limit = self.plan.project.project.batch_rows.max(1);
             let end = changes[start..]
                 .iter()
+                .take(limit)
                 .position(|c| {
                     c.op != first.op || c.table != first.table || c.database != first.database
                 })
-                .map_or(changes.len(), |n| start + n);
+                .map_or((start + limit).min(changes.len()), |n| start + n);
             self.rows(&changes[start..end], meta, acks).await?;
             start = end;
         }
@@ -560,7 +579,9 @@ impl Stream {
             return Ok(());
         };
         self.messages.clear();
-        table.encoder.encode_ddl(query, meta, &mut self.messages);
+        if !table.encoder.encode_ddl(query, meta, &mut self.messages) {
+            return Ok(());
+        }
         let partitions = self.topics.get(&table.run.plan.topic).copied().unwrap_or(1) as i32;
         let targets: Vec<i32> = match (table.run.plan.partitioning, table.run.partitioner) {
             (Partitioning::Hash, _) => (0..partitions).collect(),
@@ -646,16 +667,28 @@ impl Stream {
     }
 }
 
-async fn live_catalog(project: &crate::project::ProjectFile) -> Result<plan::Catalog> {
-    let mut conn = source::connect(&project.source).await?;
-    let databases = plan::databases_needed(project);
-    source::catalog::load_catalog(&mut conn, databases.as_deref()).await
-}
-
 fn op_name(op: Op) -> &'static str {
     match op {
         Op::Insert => "insert",
         Op::Update => "update",
         Op::Delete => "delete",
     }
+}
+
+/// The tables any SYNC statement could match (tables created later included): rows of other
+/// tables are dropped as they are read.
+fn synced_tables(project: &crate::project::ProjectFile) -> binlog::TableFilter {
+    let syncs: Vec<(
+        crate::project::TablePattern,
+        Vec<crate::project::TablePattern>,
+    )> = project
+        .syncs
+        .iter()
+        .map(|s| (s.tables.clone(), s.except.clone()))
+        .collect();
+    Box::new(move |database, table| {
+        syncs.iter().any(|(pattern, except)| {
+            pattern.matches(database, table) && !except.iter().any(|e| e.matches(database, table))
+        })
+    })
 }

@@ -73,7 +73,12 @@ impl TableRun {
     ) -> TableRun {
         let partitions = topics.get(&plan.topic).copied().unwrap_or(1) as i32;
         TableRun {
-            context: TableContext::new(plan, project.source.kind, &project.source.user),
+            context: TableContext::new(
+                plan,
+                project.source.kind,
+                &project.source.user,
+                project.project.business_system_id.as_deref(),
+            ),
             partitioner: Partitioner::new(
                 plan.partitioning,
                 &plan.database,
@@ -108,7 +113,12 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     // Every table's encoder is built before anything is written: a format this build cannot
     // write fails the run up front.
     for table in &plan.tables {
-        let context = TableContext::new(table, project.source.kind, &project.source.user);
+        let context = TableContext::new(
+            table,
+            project.source.kind,
+            &project.source.user,
+            project.project.business_system_id.as_deref(),
+        );
         Encoder::new(table.format, context)
             .map_err(|e| Error::Config(format!("table {}: {e}", table.qualified())))?;
     }
@@ -278,6 +288,20 @@ async fn full_sync(
     // The handoff position comes first: everything after it reaches incremental sync.
     if options.sync.incremental && checkpoint.handoff.is_none() {
         checkpoint.handoff = snapshot::binlog_position(&project.source).await?;
+        if checkpoint.handoff.is_none() {
+            return Err(Error::Config(format!(
+                "source `{}` has no binlog at {}:{}, so incremental sync could not continue \
+                 after full sync; point binlog_host/binlog_port at the binlog (the OceanBase \
+                 Binlog Service) or remove 'incremental' from `sync`",
+                project.source.name.value, project.source.binlog_host, project.source.binlog_port
+            )));
+        }
+        // The schema history starts here too: events after the handoff decode with the
+        // schemas as they were when it was taken.
+        if checkpoint.schemas.is_none() {
+            let catalog = live_catalog(project).await?;
+            checkpoint.schemas = Some(checkpoint::TableSchema::of(&catalog));
+        }
         store.save(checkpoint)?;
     }
 
@@ -395,6 +419,13 @@ async fn full_sync(
     checkpoint.full_done = true;
     store.save(checkpoint)?;
     Ok(false)
+}
+
+/// The source's catalog now, for the databases the project's patterns reach.
+pub(crate) async fn live_catalog(project: &ProjectFile) -> Result<crate::plan::Catalog> {
+    let mut conn = source::connect(&project.source).await?;
+    let databases = crate::plan::databases_needed(project);
+    source::catalog::load_catalog(&mut conn, databases.as_deref()).await
 }
 
 pub(crate) async fn pause_on_signal(stop: Arc<watch::Sender<bool>>) {

@@ -60,6 +60,9 @@ pub enum Change {
     },
 }
 
+/// Whether rows of `database.table` matter to the caller.
+pub type TableFilter = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// Where events come from: a server's binlog stream, or a recorded binlog file.
 enum Events {
     Live(Box<BinlogStream>),
@@ -107,6 +110,8 @@ pub struct BinlogReader {
     gtids: GtidState,
     /// The GTID of the transaction being read.
     current_gtid: Option<(u32, String)>,
+    /// Which tables' rows to keep: rows of other tables are not held until the commit.
+    keep: TableFilter,
     file: String,
     pending: Vec<RowChange>,
     in_transaction: bool,
@@ -136,8 +141,7 @@ impl BinlogReader {
             "SELECT @@GLOBAL.binlog_checksum",
         )
         .await
-        .ok()
-        .flatten();
+        .map_err(query_error("reading binlog_checksum"))?;
         let checksummed = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
         let mariadb = source.kind == crate::project::SourceKind::MariaDb;
         if mariadb {
@@ -181,10 +185,17 @@ impl BinlogReader {
             checksummed,
             gtids,
             current_gtid: None,
+            keep: Box::new(|_, _| true),
             file: from.file.clone(),
             pending: Vec::new(),
             in_transaction: false,
         })
+    }
+
+    /// Keeps only the rows of tables `keep` accepts.
+    pub fn with_table_filter(mut self, keep: TableFilter) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// Reads a recorded binlog file (`testdata/binlog/`): the same decoding as a live stream.
@@ -202,6 +213,7 @@ impl BinlogReader {
             checksummed: false,
             gtids: GtidState::default(),
             current_gtid: None,
+            keep: Box::new(|_, _| true),
             file: file.to_string(),
             pending: Vec::new(),
             in_transaction: false,
@@ -255,6 +267,27 @@ impl BinlogReader {
                     if trimmed.eq_ignore_ascii_case("BEGIN") {
                         self.in_transaction = true;
                         self.pending.clear();
+                    } else if trimmed.eq_ignore_ascii_case("ROLLBACK") {
+                        // Non-transactional tables log a ROLLBACK: nothing to send, but the
+                        // position moves past it.
+                        self.in_transaction = false;
+                        self.pending.clear();
+                        end.gtid = self.commit_gtid();
+                        return Ok(Some(Change::Transaction {
+                            changes: Vec::new(),
+                            end,
+                            timestamp,
+                        }));
+                    } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
+                        // Inside a transaction a statement is never a checkpoint: SAVEPOINT and
+                        // the like are skipped, XA is refused rather than half-sent.
+                        if trimmed.len() >= 3 && trimmed[..3].eq_ignore_ascii_case("XA ") {
+                            return Err(Error::Definite(format!(
+                                "an XA transaction at {}:{} ({trimmed}); tributary does not sync \
+                                 XA transactions",
+                                end.file, end.pos
+                            )));
+                        }
                     } else if trimmed.eq_ignore_ascii_case("COMMIT") {
                         self.in_transaction = false;
                         end.gtid = self.commit_gtid();
@@ -295,6 +328,15 @@ impl BinlogReader {
                     }));
                 }
                 Some(EventData::RowsEvent(rows)) => self.collect_rows(&rows, &end)?,
+                None if self.in_transaction => {
+                    return Err(Error::Definite(format!(
+                        "an unsupported binlog event (type {}) inside a transaction at {}:{}; \
+                         compressed binlog events (log_bin_compress) are not supported",
+                        header.event_type_raw(),
+                        end.file,
+                        end.pos
+                    )));
+                }
                 _ => {}
             }
         }
@@ -308,7 +350,9 @@ impl BinlogReader {
             let domain = u32::from_le_bytes(data[8..12].try_into().unwrap_or_default());
             self.current_gtid = Some((domain, format!("{domain}-{server_id}-{sequence}")));
         }
-        self.in_transaction = true;
+        // A standalone GTID (DDL) is followed by its statement, not by a transaction.
+        const FL_STANDALONE: u8 = 1;
+        self.in_transaction = data.get(12).is_none_or(|flags| flags & FL_STANDALONE == 0);
         self.pending.clear();
     }
 
@@ -336,6 +380,9 @@ impl BinlogReader {
         };
         let database = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
+        if !(self.keep)(&database, &table) {
+            return Ok(());
+        }
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 Error::Definite(format!(

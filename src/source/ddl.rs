@@ -103,6 +103,15 @@ fn insert_at(
     column: (String, String, bool),
     at: &Option<MySQLColumnPosition>,
 ) -> Applied {
+    // A column that is already there means the schema is ahead of this DDL: let the caller
+    // re-read the catalog rather than add it twice.
+    if table
+        .columns
+        .iter()
+        .any(|(name, ..)| name.eq_ignore_ascii_case(&column.0))
+    {
+        return Applied::No;
+    }
     let index = match at {
         None => table.columns.len(),
         Some(MySQLColumnPosition::First) => 0,
