@@ -1,5 +1,5 @@
-//! Encoder throughput: one 8192-row batch of ten mixed columns encoded to Default-format
-//! messages (payloads and keys), the way full sync does it.
+//! Encoder throughput per format: one 8192-row batch of ten mixed columns encoded to messages
+//! (payloads and keys), the way full sync does it.
 
 use std::sync::Arc;
 
@@ -73,7 +73,7 @@ fn batch(columns: &[ColumnDef]) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
 }
 
-fn encode_default(c: &mut Criterion) {
+fn encode_formats(c: &mut Criterion) {
     let columns = vec![
         column("id", "bigint(20)", false),
         column("user_id", "int(11)", false),
@@ -98,19 +98,31 @@ fn encode_default(c: &mut Criterion) {
         business_system_id: None,
         columns,
     };
-    let mut encoder = Encoder::new(Format::Default, context).unwrap();
-    let mut messages = Messages::default();
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(ROWS as u64));
-    group.bench_function("default_8192_rows_10_columns", |b| {
-        b.iter(|| {
-            messages.clear();
-            encoder.encode_snapshot(&batch, &mut messages);
-            std::hint::black_box(messages.len());
-        })
-    });
+    for format in [
+        Format::Default,
+        Format::DefaultExtendColumnType,
+        Format::Canal,
+        Format::DataworksV2,
+        Format::Shareplex,
+        Format::Debezium,
+        Format::DebeziumFlatten,
+        Format::DebeziumSmt,
+        Format::Maxwell,
+    ] {
+        let mut encoder = Encoder::new(format, context.clone()).unwrap();
+        let mut messages = Messages::default();
+        group.bench_function(format!("{format}_8192_rows_10_columns"), |b| {
+            b.iter(|| {
+                messages.clear();
+                encoder.encode_snapshot(&batch, &mut messages);
+                std::hint::black_box(messages.len());
+            })
+        });
+    }
     group.finish();
 }
 
-criterion_group!(benches, encode_default);
+criterion_group!(benches, encode_formats);
 criterion_main!(benches);

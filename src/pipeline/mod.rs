@@ -110,6 +110,13 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         project: project.project.name.value.clone(),
         ..Checkpoint::default()
     });
+    if project.project.exactly_once {
+        return Err(Error::Config(
+            "exactly_once = true (Kafka transactions) is not available in this build yet; remove \
+             it to run with at-least-once delivery"
+                .to_string(),
+        ));
+    }
     // Every table's encoder is built before anything is written: a format this build cannot
     // write fails the run up front.
     for table in &plan.tables {
