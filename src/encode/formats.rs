@@ -311,10 +311,7 @@ impl FormatEncoder {
         let es = u64::from(meta.timestamp) * 1000;
         match self.format {
             Format::Canal => {
-                buf.extend_from_slice(b"{\"database\":");
-                value::write_string(&context.database, buf);
-                buf.extend_from_slice(b",\"table\":");
-                value::write_string(&context.table, buf);
+                self.write_database_table(buf);
                 buf.extend_from_slice(b",\"type\":");
                 let kind = match ddl_type(statement) {
                     "CREATE_TABLE" => "CREATE",
@@ -369,10 +366,7 @@ impl FormatEncoder {
                 buf.extend_from_slice(b"}}");
             }
             Format::Maxwell => {
-                buf.extend_from_slice(b"{\"database\":");
-                value::write_string(&context.database, buf);
-                buf.extend_from_slice(b",\"table\":");
-                value::write_string(&context.table, buf);
+                self.write_database_table(buf);
                 let kind = match ddl_type(statement) {
                     "CREATE_TABLE" => "table-create",
                     "DROP_TABLE" => "table-drop",
@@ -399,6 +393,14 @@ impl FormatEncoder {
         }
         out.end_payload();
         true
+    }
+
+    /// `{"database":"shop","table":"orders"` — how Canal and Maxwell records begin.
+    fn write_database_table(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"{\"database\":");
+        value::write_string(&self.context.database, buf);
+        buf.extend_from_slice(b",\"table\":");
+        value::write_string(&self.context.table, buf);
     }
 
     fn dataworks_head(&self, buf: &mut Vec<u8>) {
@@ -431,10 +433,7 @@ impl FormatEncoder {
         let row_image = after.or(before);
         match self.format {
             Format::Canal => {
-                buf.extend_from_slice(b"{\"database\":");
-                value::write_string(&context.database, buf);
-                buf.extend_from_slice(b",\"table\":");
-                value::write_string(&context.table, buf);
+                self.write_database_table(buf);
                 let kind = match kind {
                     Kind::Row | Kind::Insert => "INSERT",
                     Kind::Update => "UPDATE",
@@ -584,10 +583,7 @@ impl FormatEncoder {
                 let _ = write!(buf, "\"__deleted\":\"{deleted}\"}}");
             }
             Format::Maxwell => {
-                buf.extend_from_slice(b"{\"database\":");
-                value::write_string(&context.database, buf);
-                buf.extend_from_slice(b",\"table\":");
-                value::write_string(&context.table, buf);
+                self.write_database_table(buf);
                 let kind_name = match kind {
                     Kind::Row | Kind::Insert => "insert",
                     Kind::Update => "update",

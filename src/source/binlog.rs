@@ -270,14 +270,8 @@ impl BinlogReader {
                     } else if trimmed.eq_ignore_ascii_case("ROLLBACK") {
                         // Non-transactional tables log a ROLLBACK: nothing to send, but the
                         // position moves past it.
-                        self.in_transaction = false;
                         self.pending.clear();
-                        end.gtid = self.commit_gtid();
-                        return Ok(Some(Change::Transaction {
-                            changes: Vec::new(),
-                            end,
-                            timestamp,
-                        }));
+                        return Ok(Some(self.commit(end, timestamp)));
                     } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
                         // Inside a transaction a statement is never a checkpoint: SAVEPOINT and
                         // the like are skipped, XA is refused rather than half-sent.
@@ -289,13 +283,7 @@ impl BinlogReader {
                             )));
                         }
                     } else if trimmed.eq_ignore_ascii_case("COMMIT") {
-                        self.in_transaction = false;
-                        end.gtid = self.commit_gtid();
-                        return Ok(Some(Change::Transaction {
-                            changes: std::mem::take(&mut self.pending),
-                            end,
-                            timestamp,
-                        }));
+                        return Ok(Some(self.commit(end, timestamp)));
                     } else {
                         end.gtid = self.commit_gtid();
                         return Ok(Some(Change::Statement {
@@ -318,15 +306,7 @@ impl BinlogReader {
                     );
                     self.current_gtid = Some((0, format!("{uuid}:{}", gtid.gno())));
                 }
-                Some(EventData::XidEvent(_)) => {
-                    self.in_transaction = false;
-                    end.gtid = self.commit_gtid();
-                    return Ok(Some(Change::Transaction {
-                        changes: std::mem::take(&mut self.pending),
-                        end,
-                        timestamp,
-                    }));
-                }
+                Some(EventData::XidEvent(_)) => return Ok(Some(self.commit(end, timestamp))),
                 Some(EventData::RowsEvent(rows)) => self.collect_rows(&rows, &end)?,
                 None if self.in_transaction => {
                     return Err(Error::Definite(format!(
@@ -354,6 +334,17 @@ impl BinlogReader {
         const FL_STANDALONE: u8 = 1;
         self.in_transaction = data.get(12).is_none_or(|flags| flags & FL_STANDALONE == 0);
         self.pending.clear();
+    }
+
+    /// The transaction that just committed (`XID` or `COMMIT`; an empty one for `ROLLBACK`).
+    fn commit(&mut self, mut end: BinlogPosition, timestamp: u32) -> Change {
+        self.in_transaction = false;
+        end.gtid = self.commit_gtid();
+        Change::Transaction {
+            changes: std::mem::take(&mut self.pending),
+            end,
+            timestamp,
+        }
     }
 
     /// Records the committed transaction's GTID and returns the GTID state after it.
