@@ -733,3 +733,63 @@ async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
         outcome.stderr
     );
 }
+
+#[tokio::test]
+async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
+    let db = common::unique("inc_heartbeat");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let topic = common::unique("inc_heartbeat");
+    let project = Project::new(
+        "inc_heartbeat",
+        ", sync = 'schema, full, incremental', format = 'dataworks_v2'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(project.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tributary");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let messages = common::consume_all(&topic, 3, Duration::from_secs(30));
+    let heartbeats: Vec<(i32, Value)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m.partition,
+                serde_json::from_str::<Value>(&m.payload).unwrap(),
+            )
+        })
+        .filter(|(_, v)| v["payload"]["op"] == "HEARTBEAT")
+        .collect();
+    let partitions: std::collections::BTreeSet<i32> = heartbeats.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        partitions.len(),
+        3,
+        "a heartbeat on every partition: {heartbeats:?}"
+    );
+    assert!(heartbeats.iter().all(|(_, v)| {
+        v["version"] == "2.0"
+            && v["payload"]["timestamp"]["eventTime"]
+                .as_u64()
+                .is_some_and(|t| t > 1_700_000_000_000)
+    }));
+}

@@ -170,6 +170,10 @@ impl FormatEncoder {
         }
     }
 
+    pub(super) fn is_dataworks(&self) -> bool {
+        self.format == Format::DataworksV2
+    }
+
     pub(super) fn is_maxwell(&self) -> bool {
         self.format == Format::Maxwell
     }

@@ -217,6 +217,38 @@ impl Encoder {
         }
     }
 
+    /// A HEARTBEAT record at `seconds` for the formats that document one (Default and
+    /// DefaultExtendColumnType §7.1, Dataworks §7.4); `false` for the others.
+    pub fn encode_heartbeat(&mut self, seconds: u64, out: &mut Messages) -> bool {
+        let buf = &mut out.payload;
+        match self {
+            Encoder::Default(e) => {
+                buf.extend_from_slice(
+                    b"{\"prevStruct\":null,\"postStruct\":null,\"allMetaData\":{\"checkpoint\":",
+                );
+                value::write_string(&seconds.to_string(), buf);
+                buf.extend_from_slice(b",\"dbType\":");
+                value::write_string(e.context.db_type, buf);
+                buf.extend_from_slice(b",\"timestamp\":");
+                value::write_string(&seconds.to_string(), buf);
+                buf.extend_from_slice(b"},\"recordType\":\"HEARTBEAT\"}");
+            }
+            Encoder::Other(e) if e.is_dataworks() => {
+                let _ = std::io::Write::write_fmt(
+                    buf,
+                    format_args!(
+                        "{{\"version\":\"2.0\",\"payload\":{{\"timestamp\":{{\"eventTime\":{}}},\"op\":\"HEARTBEAT\"}}}}",
+                        seconds * 1000
+                    ),
+                );
+            }
+            Encoder::Other(_) => return false,
+        }
+        out.end_payload();
+        out.key_ranges.push(None);
+        true
+    }
+
     fn is_maxwell(&self) -> bool {
         matches!(self, Encoder::Other(e) if e.is_maxwell())
     }

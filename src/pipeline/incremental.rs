@@ -30,6 +30,10 @@ use crate::transform::{self, Emit};
 /// Reconnect attempts after a lost binlog connection before the run fails.
 const MAX_RETRIES: u32 = 6;
 
+/// While the source is idle, a HEARTBEAT record goes to every partition of each topic this
+/// often, in the formats that document one (docs/formats.md).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the position is written while streaming (and always at the end).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -167,6 +171,7 @@ pub async fn run(
     let mut last_save = Instant::now();
     let mut paused = false;
     let mut retries = 0u32;
+    let mut last_heartbeat = Instant::now();
     let result = loop {
         let change = tokio::select! {
             change = reader.next() => change,
@@ -180,6 +185,12 @@ pub async fn run(
                     break Err(e);
                 }
                 store.save(checkpoint)?;
+                if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+                    last_heartbeat = Instant::now();
+                    if let Err(e) = stream.heartbeat().await {
+                        break Err(e);
+                    }
+                }
                 continue;
             }
         };
@@ -491,6 +502,37 @@ impl Stream {
             .messages_sent
             .fetch_add(self.messages.len() as u64, Ordering::Relaxed);
         let _ = op_name(first.op);
+        Ok(())
+    }
+
+    /// HEARTBEAT records to every partition of each topic whose format has one. Their delivery
+    /// moves no checkpoint, so their acknowledgements are not awaited.
+    async fn heartbeat(&mut self) -> Result<()> {
+        let seconds = crate::checkpoint::unix_now();
+        let acks = Acks::new();
+        let mut done: Vec<String> = Vec::new();
+        let names: Vec<String> = self.tables.by_name.keys().cloned().collect();
+        for name in names {
+            let Some(table) = self.tables.by_name.get_mut(&name) else {
+                continue;
+            };
+            let topic = table.run.plan.topic.clone();
+            if done.contains(&topic) {
+                continue;
+            }
+            done.push(topic.clone());
+            self.messages.clear();
+            if !table.encoder.encode_heartbeat(seconds, &mut self.messages) {
+                continue;
+            }
+            let partitions = self.topics.get(&topic).copied().unwrap_or(1) as i32;
+            for partition in 0..partitions {
+                self.sink
+                    .send(&topic, partition, None, self.messages.payload(0), &acks)
+                    .await
+                    .map_err(|e| send_error(&table.run.plan, None, e))?;
+            }
+        }
         Ok(())
     }
 
