@@ -1,7 +1,9 @@
 //! Every format end to end against the real MariaDB and Kafka: the all-types table through full
 //! sync, then an UPDATE, a DELETE, an INSERT and a DDL through the binlog, consumed back and
 //! compared with `testdata/formats/<format>/records.jsonl` (times, positions and the database
-//! name masked). `TRIBUTARY_BLESS=1` rewrites the golden files; a reviewer reads the diff.
+//! name masked). A small `orders` table goes the same way into `examples.jsonl`: one readable
+//! example of each record type per format, which docs/formats.md points to.
+//! `TRIBUTARY_BLESS=1` rewrites the golden files; a reviewer reads the diff.
 
 mod common;
 
@@ -69,14 +71,37 @@ fn mask(value: &mut Value) {
     }
 }
 
-async fn records_of(format: &str) -> String {
+fn masked(format: &str, db: &str, messages: &[common::Consumed]) -> String {
+    messages
+        .iter()
+        .map(|m| {
+            let mut value: Value = serde_json::from_str(&m.payload)
+                .unwrap_or_else(|e| panic!("{format}: invalid JSON {e}: {}", m.payload));
+            mask(&mut value);
+            let key = m.key.as_deref().unwrap_or("null").replace(db, "DB");
+            format!("{key}\t{}\n", value.to_string().replace(db, "DB"))
+        })
+        .collect()
+}
+
+async fn records_of(format: &str) -> (String, String) {
     let db = common::unique(&format!("fmt_{format}"));
     let mut conn = common::mariadb().await;
     let script = std::fs::read_to_string("testdata/formats/all_types.sql")
         .expect("all_types.sql")
         .replace("DB__", &db);
     common::run_sql(&mut conn, &script).await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, amount DECIMAL(10,2), note VARCHAR(32),
+  created DATETIME(3), updated TIMESTAMP(6) NULL);
+INSERT INTO {db}.orders VALUES (7, 12.50, 'hi', '2024-05-01 10:00:00.123', '2024-05-01 02:00:00.123456')"
+        ),
+    )
+    .await;
     let topic = common::unique(&format!("fmt_{format}"));
+    let examples_topic = format!("{topic}_orders");
     let dir = common::temp_dir("fmt");
     let file = dir.join("project.sql");
     std::fs::write(
@@ -88,6 +113,7 @@ CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
 CREATE PROJECT fmt FROM src TO kafka WITH (sync = 'schema, full, incremental',
   incremental = 'dml, ddl', format = '{format}', business_system_id = 'golden', topic_partitions = 1);
 SYNC TABLE {db}.all_types TO TOPIC '{topic}';
+SYNC TABLE {db}.orders TO TOPIC '{examples_topic}';
 ",
             kafka = common::kafka_bootstrap(),
             server_id = 7100 + FORMATS.iter().position(|f| *f == format).unwrap_or(0),
@@ -115,7 +141,11 @@ SYNC TABLE {db}.all_types TO TOPIC '{topic}';
 UPDATE {db}.all_types SET c_varchar = 'changed', c_int = c_int + 1 WHERE id = 1;
 DELETE FROM {db}.all_types WHERE id = 2;
 INSERT INTO {db}.all_types (id, c_int, c_set, c_datetime) VALUES (5, 42, 'y,z', '2024-05-01 10:00:00.5');
-ALTER TABLE {db}.all_types ADD COLUMN c_new INT"
+ALTER TABLE {db}.all_types ADD COLUMN c_new INT;
+INSERT INTO {db}.orders VALUES (8, 3.00, 'new', '2024-05-01 11:00:00', NULL);
+UPDATE {db}.orders SET note = 'yo' WHERE id = 7;
+DELETE FROM {db}.orders WHERE id = 8;
+ALTER TABLE {db}.orders ADD COLUMN qty INT"
         ),
     )
     .await;
@@ -127,16 +157,11 @@ ALTER TABLE {db}.all_types ADD COLUMN c_new INT"
     );
     let ddl = if format.starts_with("debezium") { 0 } else { 1 };
     let messages = common::consume_all(&topic, 7 + ddl, Duration::from_secs(60));
-    messages
-        .iter()
-        .map(|m| {
-            let mut value: Value = serde_json::from_str(&m.payload)
-                .unwrap_or_else(|e| panic!("{format}: invalid JSON {e}: {}", m.payload));
-            mask(&mut value);
-            let key = m.key.as_deref().unwrap_or("null").replace(&db, "DB");
-            format!("{key}\t{}\n", value.to_string().replace(&db, "DB"))
-        })
-        .collect()
+    let examples = common::consume_all(&examples_topic, 4 + ddl, Duration::from_secs(60));
+    (
+        masked(format, &db, &messages),
+        masked(format, &db, &examples),
+    )
 }
 
 #[tokio::test]
@@ -144,17 +169,17 @@ async fn every_format_matches_its_golden_records() {
     let bless = std::env::var("TRIBUTARY_BLESS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     for format in FORMATS {
-        let actual = records_of(format).await;
-        let path = Path::new("testdata/formats")
-            .join(format)
-            .join("records.jsonl");
-        if bless {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        if actual != expected {
-            failures.push(format!("--- {}\nactual:\n{actual}", path.display()));
+        let (records, examples) = records_of(format).await;
+        for (file, actual) in [("records.jsonl", records), ("examples.jsonl", examples)] {
+            let path = Path::new("testdata/formats").join(format).join(file);
+            if bless {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &actual).unwrap();
+            }
+            let expected = std::fs::read_to_string(&path).unwrap_or_default();
+            if actual != expected {
+                failures.push(format!("--- {}\nactual:\n{actual}", path.display()));
+            }
         }
     }
     assert!(
