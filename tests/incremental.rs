@@ -793,3 +793,46 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
                 .is_some_and(|t| t > 1_700_000_000_000)
     }));
 }
+
+#[tokio::test]
+async fn savepoints_and_rollbacks_send_only_what_committed() {
+    let db = common::unique("inc_savepoint");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let topic = common::unique("inc_savepoint");
+    let project = Project::new(
+        "inc_savepoint",
+        ", sync = 'schema, full, incremental'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "BEGIN;
+INSERT INTO {db}.t VALUES (1);
+SAVEPOINT before_two;
+INSERT INTO {db}.t VALUES (2);
+ROLLBACK TO SAVEPOINT before_two;
+INSERT INTO {db}.t VALUES (3);
+COMMIT;
+BEGIN;
+INSERT INTO {db}.t VALUES (4);
+ROLLBACK"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let messages = common::consume_all(&topic, 2, Duration::from_secs(30));
+    let mut keys: Vec<&str> = messages.iter().filter_map(|m| m.key.as_deref()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["{\"id\":1}", "{\"id\":3}"],
+        "only what committed, once"
+    );
+}
