@@ -146,10 +146,12 @@ impl DefaultEncoder {
         out: &mut Messages,
     ) {
         let context = &self.context;
-        let before_columns = before.map(|b| context.writers(b, &context.projection));
-        let after_columns = after.map(|a| context.writers(a, &context.projection));
-        let before_keys = before.map(|b| context.writers(b, &context.key));
-        let after_keys = after.map(|a| context.writers(a, &context.key));
+        let super::Images {
+            before_columns,
+            after_columns,
+            before_keys,
+            after_keys,
+        } = context.images(before, after);
         let mut timestamp = Vec::new();
         value::write_string(&meta.timestamp.to_string(), &mut timestamp);
         let mut position = Vec::new();

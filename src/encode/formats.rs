@@ -274,11 +274,12 @@ impl FormatEncoder {
         sequence: &mut u64,
         out: &mut Messages,
     ) {
-        let context = &self.context;
-        let before_columns = before.map(|b| context.writers(b, &context.projection));
-        let after_columns = after.map(|a| context.writers(a, &context.projection));
-        let before_keys = before.map(|b| context.writers(b, &context.key));
-        let after_keys = after.map(|a| context.writers(a, &context.key));
+        let super::Images {
+            before_columns,
+            after_columns,
+            before_keys,
+            after_keys,
+        } = self.context.images(before, after);
         let now = now_ms();
         for emit in emits {
             *sequence += 1;
@@ -317,15 +318,7 @@ impl FormatEncoder {
             Format::Canal => {
                 self.write_database_table(buf);
                 buf.extend_from_slice(b",\"type\":");
-                let kind = match ddl_type(statement) {
-                    "CREATE_TABLE" => "CREATE",
-                    "DROP_TABLE" => "ERASE",
-                    "TRUNCATE_TABLE" => "TRUNCATE",
-                    "RENAME_TABLE" => "RENAME",
-                    "CREATE_INDEX" => "CINDEX",
-                    "DROP_INDEX" => "DINDEX",
-                    _ => "ALTER",
-                };
+                let kind = canal_ddl_kind(statement).unwrap_or("ALTER");
                 value::write_string(kind, buf);
                 let _ = write!(buf, ",\"isDdl\":true,\"es\":{es},\"ts\":{now},\"sql\":");
                 value::write_string(statement, buf);
@@ -337,16 +330,7 @@ impl FormatEncoder {
             Format::DataworksV2 => {
                 self.dataworks_head(buf);
                 buf.extend_from_slice(b"\"column\":null,\"pk\":null},\"payload\":{\"before\":null,\"after\":null,\"op\":");
-                let op = match ddl_type(statement) {
-                    "CREATE_TABLE" => "CREATE",
-                    "DROP_TABLE" => "ERASE",
-                    "TRUNCATE_TABLE" => "TRUNCATE",
-                    "RENAME_TABLE" => "RENAME",
-                    "CREATE_INDEX" => "CINDEX",
-                    "DROP_INDEX" => "DINDEX",
-                    "ALTER_TABLE" => "ALTER",
-                    _ => "QUERY",
-                };
+                let op = canal_ddl_kind(statement).unwrap_or("QUERY");
                 value::write_string(op, buf);
                 let _ = write!(
                     buf,
@@ -634,6 +618,20 @@ impl FormatEncoder {
             Format::Default | Format::DefaultExtendColumnType => {}
         }
     }
+}
+
+/// Canal's DDL event names (also Dataworks' `op`); `None` for a statement that is none of them.
+fn canal_ddl_kind(statement: &str) -> Option<&'static str> {
+    Some(match ddl_type(statement) {
+        "CREATE_TABLE" => "CREATE",
+        "ALTER_TABLE" => "ALTER",
+        "DROP_TABLE" => "ERASE",
+        "TRUNCATE_TABLE" => "TRUNCATE",
+        "RENAME_TABLE" => "RENAME",
+        "CREATE_INDEX" => "CINDEX",
+        "DROP_INDEX" => "DINDEX",
+        _ => return None,
+    })
 }
 
 /// `YYYY-MM-DDTHH:mm:ss` (UTC) of epoch seconds, quoted.

@@ -112,6 +112,20 @@ impl TableContext {
         }
     }
 
+    /// Writers for the sent columns and the key of a change's before and after images.
+    fn images<'a>(
+        &self,
+        before: Option<&'a RecordBatch>,
+        after: Option<&'a RecordBatch>,
+    ) -> Images<'a> {
+        Images {
+            before_columns: before.map(|b| self.writers(b, &self.projection)),
+            after_columns: after.map(|a| self.writers(a, &self.projection)),
+            before_keys: before.map(|b| self.writers(b, &self.key)),
+            after_keys: after.map(|a| self.writers(a, &self.key)),
+        }
+    }
+
     /// Writers for the given columns of a batch of the full table schema.
     fn writers<'a>(&self, batch: &'a RecordBatch, columns: &[usize]) -> Vec<ValueWriter<'a>> {
         columns
@@ -128,6 +142,14 @@ pub struct ChangeMeta {
     pub timestamp: u32,
     /// The transaction's end position, `file:pos`.
     pub position: String,
+}
+
+/// Value writers over a change's images, chosen once per batch.
+struct Images<'a> {
+    before_columns: Option<Vec<ValueWriter<'a>>>,
+    after_columns: Option<Vec<ValueWriter<'a>>>,
+    before_keys: Option<Vec<ValueWriter<'a>>>,
+    after_keys: Option<Vec<ValueWriter<'a>>>,
 }
 
 /// The encoder of one table's messages.
