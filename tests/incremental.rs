@@ -60,6 +60,30 @@ CREATE PROJECT {name} FROM src TO kafka WITH (topic_partitions = 3{options});
     }
 }
 
+/// A database with table `t (columns)` synced to its own topic, caught up once: the start of
+/// most tests here. Returns the database, the topic, the project and a connection.
+async fn streamed_table(
+    name: &str,
+    columns: &str,
+    options: &str,
+) -> (String, String, Project, mysql_async::Conn) {
+    let db = common::unique(name);
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t ({columns})"),
+    )
+    .await;
+    let topic = common::unique(name);
+    let project = Project::new(
+        name,
+        options,
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    (db, topic, project, conn)
+}
+
 fn parse(messages: &[common::Consumed]) -> Vec<(String, Option<String>, Value)> {
     messages
         .iter()
@@ -199,20 +223,12 @@ INSERT INTO {db}.t VALUES (4, 'four', 4.00, 'ok', NULL, NULL, NULL, NULL, NULL, 
 
 #[tokio::test]
 async fn kill_9_mid_stream_then_rerun_loses_nothing() {
-    let db = common::unique("inc_kill");
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))"),
+    let (db, topic, project, mut conn) = streamed_table(
+        "inc_kill",
+        "id INT PRIMARY KEY, v VARCHAR(20)",
+        ", sync = 'schema, full, incremental'",
     )
     .await;
-    let topic = common::unique("inc_kill");
-    let project = Project::new(
-        "inc_kill",
-        ", sync = 'schema, full, incremental'",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(project.args())
@@ -416,20 +432,12 @@ fn metric(text: &str, name: &str) -> u64 {
 
 #[tokio::test]
 async fn a_lost_binlog_connection_is_reopened_from_the_checkpoint() {
-    let db = common::unique("inc_reconnect");
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    let (db, topic, project, mut conn) = streamed_table(
+        "inc_reconnect",
+        "id INT PRIMARY KEY",
+        ", sync = 'schema, full, incremental'",
     )
     .await;
-    let topic = common::unique("inc_reconnect");
-    let project = Project::new(
-        "inc_reconnect",
-        ", sync = 'schema, full, incremental'",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
     let addr = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
@@ -736,20 +744,12 @@ async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
 
 #[tokio::test]
 async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
-    let db = common::unique("inc_heartbeat");
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    let (_db, topic, project, _conn) = streamed_table(
+        "inc_heartbeat",
+        "id INT PRIMARY KEY",
+        ", sync = 'schema, full, incremental', format = 'dataworks_v2'",
     )
     .await;
-    let topic = common::unique("inc_heartbeat");
-    let project = Project::new(
-        "inc_heartbeat",
-        ", sync = 'schema, full, incremental', format = 'dataworks_v2'",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
     let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(project.args())
         .stdout(Stdio::null())
@@ -796,20 +796,12 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
 
 #[tokio::test]
 async fn savepoints_and_rollbacks_send_only_what_committed() {
-    let db = common::unique("inc_savepoint");
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    let (db, topic, project, mut conn) = streamed_table(
+        "inc_savepoint",
+        "id INT PRIMARY KEY",
+        ", sync = 'schema, full, incremental'",
     )
     .await;
-    let topic = common::unique("inc_savepoint");
-    let project = Project::new(
-        "inc_savepoint",
-        ", sync = 'schema, full, incremental'",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
     common::run_sql(
         &mut conn,
         &format!(
