@@ -108,13 +108,6 @@ pub async fn run(
             },
             StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
             StartPoint::Gtid(gtid) => {
-                if project.source.kind != crate::project::SourceKind::MariaDb {
-                    return Err(Error::Config(
-                        "start_gtid works with MariaDB sources in this build; use \
-                         start_position = 'file:pos' or start_timestamp"
-                            .to_string(),
-                    ));
-                }
                 // The file and position are the server's own once the GTID stream starts.
                 BinlogPosition {
                     file: String::new(),

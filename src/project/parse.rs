@@ -1121,6 +1121,13 @@ impl Parts {
                 pos: ts.pos,
             });
         }
+        if let Some(Spanned {
+            value: StartPoint::Gtid(gtid),
+            pos,
+        }) = &project.start
+        {
+            check_start_gtid(gtid, source.kind).map_err(|e| located(*pos, e))?;
+        }
         if self.syncs.is_empty() {
             return Err(located(
                 self.end,
@@ -1135,6 +1142,30 @@ impl Parts {
             project,
             syncs: self.syncs,
         })
+    }
+}
+
+/// `start_gtid` in the source's flavor: MariaDB's `domain-server-sequence` list, or a MySQL
+/// GTID set (MySQL and OceanBase Binlog Service).
+fn check_start_gtid(gtid: &str, kind: super::SourceKind) -> std::result::Result<(), String> {
+    use crate::source::gtid::{MariaDbGtidPos, MysqlGtidSet};
+    let parsed = match kind {
+        super::SourceKind::MariaDb => MariaDbGtidPos::parse(gtid).map(|p| p.render().is_some()),
+        _ => MysqlGtidSet::parse(gtid).map(|s| !s.is_empty()),
+    };
+    match parsed {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            Err("option `start_gtid` is empty; give the GTID position to start after".to_string())
+        }
+        Err(e) => Err(format!(
+            "option `start_gtid` takes {} for a source of type '{}': {e}",
+            match kind {
+                super::SourceKind::MariaDb => "a MariaDB GTID position",
+                _ => "a MySQL GTID set",
+            },
+            kind.name(),
+        )),
     }
 }
 

@@ -16,11 +16,12 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::BinlogVersion;
 
+use super::gtid::{self, GtidPosition, MariaDbGtidPos, MysqlGtidSet};
 use super::query_error;
 use crate::checkpoint::BinlogPosition;
 use crate::error::{Error, Result};
 use crate::plan::SqlType;
-use crate::project::SourceDef;
+use crate::project::{SourceDef, SourceKind};
 
 /// What a row change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +107,14 @@ pub struct BinlogReader {
     stream: Events,
     /// The server appends CRC32 checksums to events.
     checksummed: bool,
-    /// The GTIDs of committed transactions, per domain (MariaDB) — the position as a GTID state.
-    gtids: GtidState,
+    /// The position as GTIDs, when it is known as such: every committed transaction's GTID is
+    /// added to it. `None` for a MySQL-flavor stream started at a file and position, whose GTID
+    /// set is not known.
+    gtids: Option<GtidPosition>,
     /// The GTID of the transaction being read.
-    current_gtid: Option<(u32, String)>,
+    current_gtid: Option<TransactionGtid>,
+    /// With `until_end` on a GTID stream: the server's executed set when the stream started.
+    caught_up_at: Option<MysqlGtidSet>,
     /// Which tables' rows to keep: rows of other tables are not held until the commit.
     keep: TableFilter,
     file: String,
@@ -120,21 +125,12 @@ pub struct BinlogReader {
 impl BinlogReader {
     /// Starts reading at `from`. With `until_end`, the stream ends at the server's current end
     /// of the binlog instead of waiting for new events.
-    /// A position without a file (a GTID start that has not seen its first event yet) starts
-    /// at its GTID state.
+    ///
+    /// MariaDB starts at `from`'s file and position, or at its GTID state when it has no file
+    /// (a `start_gtid` that has not seen its first event yet). MySQL-flavor servers start at
+    /// `from`'s GTID set whenever it has one (`COM_BINLOG_DUMP_GTID`, as a MySQL replica with
+    /// auto-positioning): that survives a failover and is the only way some servers stream.
     pub async fn open(source: &SourceDef, from: &BinlogPosition, until_end: bool) -> Result<Self> {
-        let gtid = from.file.is_empty().then(|| from.gtid.clone()).flatten();
-        Self::open_at(source, from, gtid.as_deref(), until_end).await
-    }
-
-    /// Starts at a MariaDB GTID state (`domain-server-sequence[,...]`) instead of `from`'s file
-    /// and position (which then only names where the stream is expected to be).
-    pub async fn open_at(
-        source: &SourceDef,
-        from: &BinlogPosition,
-        start_gtid: Option<&str>,
-        until_end: bool,
-    ) -> Result<Self> {
         let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
         let checksum: Option<String> = mysql_async::prelude::Queryable::query_first(
             &mut conn,
@@ -143,15 +139,37 @@ impl BinlogReader {
         .await
         .map_err(query_error("reading binlog_checksum"))?;
         let checksummed = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
-        let mariadb = source.kind == crate::project::SourceKind::MariaDb;
-        if mariadb {
+        let gtids = start_gtids(source.kind, from)?;
+        let mut request = BinlogStreamRequest::new(source.server_id);
+        let mut caught_up_at = None;
+        match &gtids {
+            Some(GtidPosition::MariaDb(_)) | None => {
+                request = request
+                    .with_filename(from.file.as_bytes())
+                    .with_pos(from.pos);
+            }
+            Some(GtidPosition::MySql(set)) => {
+                let sids = set.sids().map_err(Error::Definite)?;
+                request = request.with_gtid().with_gtid_set(sids).with_pos(4);
+                if until_end {
+                    // Not every server takes the non-blocking flag with a GTID request (Dolt
+                    // refuses it): the stream ends once it has read what the server had
+                    // executed when it started.
+                    caught_up_at = super::snapshot::binlog_position(source)
+                        .await?
+                        .and_then(|end| end.gtid)
+                        .map(|end| MysqlGtidSet::parse(&end).map_err(Error::Definite))
+                        .transpose()?;
+                }
+            }
+        }
+        if source.kind == crate::project::SourceKind::MariaDb {
             // MariaDB's own events: GTID events instead of `BEGIN`, and annotate-rows events.
             let mut setup = vec!["SET @mariadb_slave_capability = 4".to_string()];
-            if let Some(gtid) = start_gtid {
-                setup.push(format!(
-                    "SET @slave_connect_state = '{}'",
-                    gtid.replace('\'', "")
-                ));
+            if from.file.is_empty()
+                && let Some(state) = gtids.as_ref().and_then(GtidPosition::render)
+            {
+                setup.push(format!("SET @slave_connect_state = '{state}'"));
                 setup.push("SET @slave_gtid_strict_mode = 0".to_string());
             }
             for statement in setup {
@@ -162,10 +180,7 @@ impl BinlogReader {
                     )))?;
             }
         }
-        let mut request = BinlogStreamRequest::new(source.server_id)
-            .with_filename(from.file.as_bytes())
-            .with_pos(from.pos);
-        if until_end {
+        if until_end && caught_up_at.is_none() {
             request = request.with_non_blocking();
         }
         let stream = conn.get_binlog_stream(request).await.map_err(|e| {
@@ -175,16 +190,12 @@ impl BinlogReader {
                 "requesting the binlog stream (is the position still on the server?)",
             )
         })?;
-        let gtids = start_gtid
-            .map(str::to_string)
-            .or_else(|| from.gtid.clone())
-            .map(|state| GtidState::parse(&state))
-            .unwrap_or_default();
         Ok(BinlogReader {
             stream: Events::Live(Box::new(stream)),
             checksummed,
             gtids,
             current_gtid: None,
+            caught_up_at,
             keep: Box::new(|_, _| true),
             file: from.file.clone(),
             pending: Vec::new(),
@@ -211,8 +222,10 @@ impl BinlogReader {
                 input,
             },
             checksummed: false,
-            gtids: GtidState::default(),
+            // A recorded file is read from its start: every GTID in it is the position's.
+            gtids: Some(GtidPosition::MySql(MysqlGtidSet::default())),
             current_gtid: None,
+            caught_up_at: None,
             keep: Box::new(|_, _| true),
             file: file.to_string(),
             pending: Vec::new(),
@@ -223,6 +236,11 @@ impl BinlogReader {
     /// The next committed transaction or statement; `None` when a non-blocking stream reached
     /// the end of the binlog.
     pub async fn next(&mut self) -> Result<Option<Change>> {
+        if let (Some(end), Some(GtidPosition::MySql(read))) = (&self.caught_up_at, &self.gtids)
+            && read.contains(end)
+        {
+            return Ok(None);
+        }
         loop {
             let Some(event) = self.stream.next(&self.file).await else {
                 return Ok(None);
@@ -295,16 +313,11 @@ impl BinlogReader {
                     }
                 }
                 Some(EventData::GtidEvent(gtid)) => {
-                    let hex: String = gtid.sid().iter().map(|b| format!("{b:02x}")).collect();
-                    let uuid = format!(
-                        "{}-{}-{}-{}-{}",
-                        &hex[0..8],
-                        &hex[8..12],
-                        &hex[12..16],
-                        &hex[16..20],
-                        &hex[20..32]
-                    );
-                    self.current_gtid = Some((0, format!("{uuid}:{}", gtid.gno())));
+                    let tag = gtid.tag().map(|t| t.to_string());
+                    self.current_gtid = Some(TransactionGtid::MySql {
+                        source: gtid::source_name(gtid.sid(), tag.as_deref()),
+                        gno: gtid.gno(),
+                    });
                 }
                 Some(EventData::XidEvent(_)) => return Ok(Some(self.commit(end, timestamp))),
                 Some(EventData::RowsEvent(rows)) => self.collect_rows(&rows, &end)?,
@@ -326,9 +339,11 @@ impl BinlogReader {
     /// the event header's.
     fn mariadb_gtid(&mut self, data: &[u8], server_id: u32) {
         if data.len() >= 12 {
-            let sequence = u64::from_le_bytes(data[0..8].try_into().unwrap_or_default());
-            let domain = u32::from_le_bytes(data[8..12].try_into().unwrap_or_default());
-            self.current_gtid = Some((domain, format!("{domain}-{server_id}-{sequence}")));
+            self.current_gtid = Some(TransactionGtid::MariaDb {
+                domain: u32::from_le_bytes(data[8..12].try_into().unwrap_or_default()),
+                server_id,
+                sequence: u64::from_le_bytes(data[0..8].try_into().unwrap_or_default()),
+            });
         }
         // A standalone GTID (DDL) is followed by its statement, not by a transaction.
         const FL_STANDALONE: u8 = 1;
@@ -349,10 +364,21 @@ impl BinlogReader {
 
     /// Records the committed transaction's GTID and returns the GTID state after it.
     fn commit_gtid(&mut self) -> Option<String> {
-        if let Some((domain, gtid)) = self.current_gtid.take() {
-            self.gtids.set(domain, gtid);
+        match (self.current_gtid.take(), &mut self.gtids) {
+            (
+                Some(TransactionGtid::MariaDb {
+                    domain,
+                    server_id,
+                    sequence,
+                }),
+                Some(GtidPosition::MariaDb(pos)),
+            ) => pos.set(domain, server_id, sequence),
+            (Some(TransactionGtid::MySql { source, gno }), Some(GtidPosition::MySql(set))) => {
+                set.add(&source, gno)
+            }
+            _ => {}
         }
-        self.gtids.render()
+        self.gtids.as_ref().and_then(GtidPosition::render)
     }
 
     fn collect_rows(&mut self, rows: &RowsEventData<'_>, at: &BinlogPosition) -> Result<()> {
@@ -568,35 +594,36 @@ const MARIADB_BINLOG_CHECKPOINT_EVENT: u8 = 161;
 const MARIADB_GTID_EVENT: u8 = 162;
 const MARIADB_GTID_LIST_EVENT: u8 = 163;
 
-/// A GTID state: the last GTID per replication domain (MariaDB), or the last MySQL GTID.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct GtidState {
-    domains: std::collections::BTreeMap<u32, String>,
+/// The GTID of the transaction being read.
+enum TransactionGtid {
+    MariaDb {
+        domain: u32,
+        server_id: u32,
+        sequence: u64,
+    },
+    MySql {
+        source: String,
+        gno: u64,
+    },
 }
 
-impl GtidState {
-    /// `0-1-5,1-2-9` (MariaDB's `gtid_binlog_pos`).
-    pub fn parse(state: &str) -> GtidState {
-        let mut domains = std::collections::BTreeMap::new();
-        for gtid in state.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-            let domain = gtid
-                .split('-')
-                .next()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0);
-            domains.insert(domain, gtid.to_string());
-        }
-        GtidState { domains }
-    }
-
-    fn set(&mut self, domain: u32, gtid: String) {
-        self.domains.insert(domain, gtid);
-    }
-
-    pub fn render(&self) -> Option<String> {
-        (!self.domains.is_empty())
-            .then(|| self.domains.values().cloned().collect::<Vec<_>>().join(","))
-    }
+/// Where a stream's GTID tracking starts: MariaDB tracks its domains from wherever it starts;
+/// a MySQL-flavor stream knows its GTID set only when `from` has one.
+fn start_gtids(kind: SourceKind, from: &BinlogPosition) -> Result<Option<GtidPosition>> {
+    let bad = |e: String| {
+        Error::Config(format!(
+            "the start GTID `{}` does not fit this {} source: {e}",
+            from.gtid.as_deref().unwrap_or_default(),
+            kind.name()
+        ))
+    };
+    Ok(match (kind, &from.gtid) {
+        (SourceKind::MariaDb, gtid) => Some(GtidPosition::MariaDb(
+            MariaDbGtidPos::parse(gtid.as_deref().unwrap_or_default()).map_err(bad)?,
+        )),
+        (_, Some(set)) => Some(GtidPosition::MySql(MysqlGtidSet::parse(set).map_err(bad)?)),
+        (_, None) => None,
+    })
 }
 
 /// Table schemas by `db.table`, for normalizing values of the tables the project syncs.
@@ -605,14 +632,6 @@ pub type TableTypes = HashMap<String, Vec<SqlType>>;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gtid_states_keep_one_gtid_per_domain() {
-        let mut state = GtidState::parse("0-1-5, 1-2-9");
-        state.set(0, "0-1-6".into());
-        assert_eq!(state.render().as_deref(), Some("0-1-6,1-2-9"));
-        assert_eq!(GtidState::parse("").render(), None);
-    }
 
     #[test]
     fn binlog_values_become_snapshot_values() {

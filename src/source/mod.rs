@@ -3,6 +3,7 @@
 pub mod binlog;
 pub mod catalog;
 pub mod ddl;
+pub mod gtid;
 pub mod precheck;
 pub mod snapshot;
 

@@ -174,12 +174,21 @@ type BinlogSettings = (Option<String>, Option<String>, Option<String>);
 /// `log_bin`, `binlog_format` and `binlog_row_image` as incremental sync needs them. Global
 /// values: they are what the sessions writing the data get.
 pub async fn check_binlog_settings(conn: &mut Conn, what: &str) -> Vec<CheckItem> {
-    let row: Result<Option<BinlogSettings>, _> = conn
+    let mut row: Result<Option<BinlogSettings>, _> = conn
         .query_first(
             "SELECT CAST(@@GLOBAL.log_bin AS CHAR), CAST(@@GLOBAL.binlog_format AS CHAR), \
              CAST(@@GLOBAL.binlog_row_image AS CHAR)",
         )
         .await;
+    if row.is_err() {
+        // Some MySQL-compatible servers cannot cast their enum variables; the text protocol
+        // returns them as text anyway.
+        row = conn
+            .query_first(
+                "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image",
+            )
+            .await;
+    }
     let (log_bin, format, image) = match row {
         Ok(Some((log_bin, format, image))) => {
             let unset = || "unset".to_string();

@@ -33,18 +33,26 @@ pub async fn prepare_session(conn: &mut Conn, kind: SourceKind) -> Result<()> {
 }
 
 /// The binlog position now, from the server that serves the binlog; `None` when it has none.
+/// A MySQL-flavor server with `gtid_mode = ON` also gives its executed GTID set (empty when it has
+/// executed nothing yet), which is where a GTID stream starts.
 pub async fn binlog_position(source: &SourceDef) -> Result<Option<BinlogPosition>> {
     let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
-    let status: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
-        Ok(row) => row,
+    // MySQL 8.4 renamed SHOW MASTER STATUS.
+    let status = match conn
+        .query_first::<mysql_async::Row, _>("SHOW MASTER STATUS")
+        .await
+    {
+        Ok(row) => Ok(row),
         Err(_) if source.kind == SourceKind::OceanBase => return Ok(None),
-        Err(e) => {
-            return Err(query_error(
-                "reading the binlog position (SHOW MASTER STATUS)",
-            )(e));
-        }
+        Err(e) => conn
+            .query_first("SHOW BINARY LOG STATUS")
+            .await
+            .map_err(|_| e),
     };
-    let Some(row) = status else {
+    let row = status.map_err(query_error(
+        "reading the binlog position (SHOW MASTER STATUS)",
+    ))?;
+    let Some(row) = row else {
         return Ok(None);
     };
     let file: Option<String> = row.get(0);
@@ -57,14 +65,26 @@ pub async fn binlog_position(source: &SourceDef) -> Result<Option<BinlogPosition
             .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
             .await
             .ok()
-            .flatten(),
-        _ => row.get::<Option<String>, _>(4).flatten(),
+            .flatten()
+            .filter(|g: &String| !g.is_empty()),
+        _ => {
+            let mode: Option<String> = conn
+                .query_first("SELECT @@GLOBAL.gtid_mode")
+                .await
+                .ok()
+                .flatten();
+            let executed = row
+                .get::<Option<String>, _>(4)
+                .flatten()
+                .unwrap_or_default();
+            match mode {
+                // Auto-positioning needs gtid_mode = ON; otherwise the file and position rule.
+                Some(mode) if mode.eq_ignore_ascii_case("ON") => Some(executed),
+                _ => None,
+            }
+        }
     };
-    Ok(Some(BinlogPosition {
-        file,
-        pos,
-        gtid: gtid.filter(|g| !g.is_empty()),
-    }))
+    Ok(Some(BinlogPosition { file, pos, gtid }))
 }
 
 /// A batch is cut early when its values pass this size: Arrow's 32-bit offsets cap one column at

@@ -27,6 +27,12 @@ pub fn seekdb_url() -> String {
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:2881".to_string())
 }
 
+/// Dolt URL (env `TRIBUTARY_TEST_DOLT`): the MySQL-flavor binlog primary, with GTIDs.
+pub fn dolt_url() -> String {
+    std::env::var("TRIBUTARY_TEST_DOLT")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3308".to_string())
+}
+
 async fn connect(service: &str, url: &str) -> Conn {
     let opts = Opts::from_url(url).unwrap_or_else(|e| panic!("bad {service} URL {url}: {e}"));
     match tokio::time::timeout(Duration::from_secs(20), Conn::new(opts)).await {
@@ -44,6 +50,10 @@ async fn connect(service: &str, url: &str) -> Conn {
 
 pub async fn mariadb() -> Conn {
     connect("MariaDB", &mariadb_url()).await
+}
+
+pub async fn dolt() -> Conn {
+    connect("Dolt", &dolt_url()).await
 }
 
 pub async fn seekdb() -> Conn {

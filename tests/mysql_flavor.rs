@@ -1,0 +1,294 @@
+//! Incremental sync from a MySQL-flavor binlog primary — the protocol MySQL and OceanBase Binlog
+//! Service speak — against the real Dolt server `scripts/services up` starts: GTID events, the
+//! `COM_BINLOG_DUMP_GTID` request, `start_gtid`, and restarts that resume from the checkpoint's
+//! GTID set with nothing lost and nothing repeated.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use serde_json::Value;
+use tributary::source::gtid::MysqlGtidSet;
+
+struct Project {
+    file: PathBuf,
+    state: PathBuf,
+}
+
+impl Project {
+    fn new(name: &str, options: &str, syncs: &str) -> Project {
+        let dir = common::temp_dir(name);
+        let file = dir.join(format!("{name}.sql"));
+        let url = mysql_async::Opts::from_url(&common::dolt_url()).expect("Dolt URL");
+        std::fs::write(
+            &file,
+            format!(
+                "CREATE SOURCE src WITH (type = 'mysql', host = '{host}', port = {port},
+  user = '{user}', server_id = {server_id});
+CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
+CREATE PROJECT {name} FROM src TO kafka WITH (topic_partitions = 1{options});
+{syncs}
+",
+                host = url.ip_or_hostname(),
+                port = url.tcp_port(),
+                user = url.user().unwrap_or("root"),
+                kafka = common::kafka_bootstrap(),
+                server_id = 7000 + std::process::id() % 1000 + name.len() as u32,
+            ),
+        )
+        .expect("write project");
+        Project {
+            file,
+            state: dir.join("state"),
+        }
+    }
+
+    fn run(&self, extra: &[&str]) -> common::Outcome {
+        let file = self.file.display().to_string();
+        let state = self.state.display().to_string();
+        let mut args = vec!["run", &file, "--state-dir", &state];
+        args.extend_from_slice(extra);
+        common::tributary(&args)
+    }
+
+    fn catch_up(&self) -> common::Outcome {
+        let outcome = self.run(&["--until-caught-up"]);
+        assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+        outcome
+    }
+
+    /// The checkpoint's incremental position, from `status --json`.
+    fn position(&self) -> Value {
+        let file = self.file.display().to_string();
+        let state = self.state.display().to_string();
+        let outcome = common::tributary(&["status", &file, "--state-dir", &state, "--json"]);
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        let status: Value = serde_json::from_str(&outcome.stdout).expect("status JSON");
+        status["incremental"].clone()
+    }
+}
+
+/// The server's executed GTID set, as `SHOW MASTER STATUS` gives it.
+async fn executed(conn: &mut mysql_async::Conn) -> MysqlGtidSet {
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("SHOW MASTER STATUS")
+        .expect("a binlog");
+    let text = row
+        .get::<Option<String>, _>(4)
+        .flatten()
+        .unwrap_or_default();
+    MysqlGtidSet::parse(&text).expect("a GTID set")
+}
+
+/// The checkpoint's GTID set: it holds every transaction the server had executed when the run
+/// started (`written`), and nothing the server has not executed. (Other tests write to the same
+/// server meanwhile, so the two need not be equal.)
+async fn assert_checkpoint_set(
+    project: &Project,
+    written: &MysqlGtidSet,
+    conn: &mut mysql_async::Conn,
+) -> MysqlGtidSet {
+    let position = project.position();
+    let text = position["gtid"]
+        .as_str()
+        .expect("a GTID set in the checkpoint");
+    let set = MysqlGtidSet::parse(text).expect("the checkpoint's GTID set parses");
+    assert!(
+        set.contains(written),
+        "the checkpoint {text} holds what was written: {}",
+        written.render()
+    );
+    let server = executed(conn).await;
+    assert!(
+        server.contains(&set),
+        "the checkpoint {text} holds only what the server executed: {}",
+        server.render()
+    );
+    set
+}
+
+fn records(topic: &str, expected: usize) -> Vec<Value> {
+    common::consume_all(topic, expected, Duration::from_secs(30))
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).expect("valid JSON"))
+        .collect()
+}
+
+fn kinds(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["recordType"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn handoff_dml_ddl_and_restarts_follow_the_gtid_set() {
+    common::require_kafka();
+    let db = common::unique("my_flavor");
+    let mut conn = common::dolt().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, name VARCHAR(20), amount DECIMAL(12,2),
+  ts DATETIME(3), u INT UNSIGNED, big BIGINT, f DOUBLE, d DATE);
+INSERT INTO {db}.t VALUES (1, 'one', 1.50, '2024-05-01 02:00:00.123', 4294967295,
+  -9007199254740993, 0.5, '2024-05-01'), (2, 'two', 2.00, NULL, 0, 0, NULL, NULL)"
+        ),
+    )
+    .await;
+    let topic = common::unique("my_flavor");
+    let project = Project::new(
+        "my_flavor",
+        ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let created = executed(&mut conn).await;
+    project.catch_up();
+    // The handoff is the server's executed set, which holds the table's creation.
+    assert_checkpoint_set(&project, &created, &mut conn).await;
+
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "INSERT INTO {db}.t VALUES (3, 'three', 3.25, '2025-01-02 03:04:05.5', 7, 9007199254740993, -1.25, '1999-12-31');
+UPDATE {db}.t SET name = 'uno', amount = 10.01 WHERE id = 1;
+DELETE FROM {db}.t WHERE id = 2;
+ALTER TABLE {db}.t ADD COLUMN note VARCHAR(10);
+INSERT INTO {db}.t VALUES (4, 'four', 4.00, NULL, 8, 1, 2.5, NULL, 'after')"
+        ),
+    )
+    .await;
+    let written = executed(&mut conn).await;
+    let outcome = project.catch_up();
+    assert!(
+        outcome.stdout.contains("4 changes sent"),
+        "{}",
+        outcome.stdout
+    );
+    let messages = records(&topic, 7);
+    let kinds = kinds(&messages);
+    assert_eq!(
+        kinds,
+        ["ROW", "ROW", "INSERT", "UPDATE", "DELETE", "DDL", "INSERT"][..],
+        "full rows, then every change once, in commit order: {messages:#?}"
+    );
+    let insert = &messages[2]["postStruct"];
+    assert_eq!(insert["u"], serde_json::json!(7));
+    assert_eq!(insert["big"].to_string(), "9007199254740993");
+    assert_eq!(insert["amount"].to_string(), "3.25");
+    assert_eq!(insert["ts"], "2025-01-02 03:04:05.5");
+    let update = &messages[3];
+    assert_eq!(update["prevStruct"]["name"], "one");
+    assert_eq!(update["prevStruct"]["u"].to_string(), "4294967295");
+    assert_eq!(update["postStruct"]["name"], "uno");
+    assert_eq!(messages[4]["prevStruct"]["id"], 2);
+    let ddl = messages[5]["postStruct"]["ddl"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        ddl.to_ascii_lowercase().starts_with("alter table") && ddl.contains("note"),
+        "{}",
+        messages[5]
+    );
+    assert_eq!(
+        messages[6]["postStruct"]["note"], "after",
+        "rows after the DDL carry the new column"
+    );
+
+    // Every transaction read is in the checkpoint's GTID set.
+    assert_checkpoint_set(&project, &written, &mut conn).await;
+
+    // A restart resumes from that set: nothing is sent again.
+    let outcome = project.catch_up();
+    assert!(
+        outcome.stdout.contains("0 changes sent"),
+        "{}",
+        outcome.stdout
+    );
+    // And a change after the restart is sent once.
+    common::run_sql(
+        &mut conn,
+        &format!("UPDATE {db}.t SET note = 'again' WHERE id = 4"),
+    )
+    .await;
+    project.catch_up();
+    let messages = records(&topic, 8);
+    assert_eq!(messages.len(), 8, "{messages:#?}");
+    assert_eq!(messages[7]["recordType"], "UPDATE");
+    assert_eq!(messages[7]["postStruct"]["note"], "again");
+}
+
+#[tokio::test]
+async fn start_gtid_streams_only_transactions_outside_the_set() {
+    common::require_kafka();
+    let db = common::unique("my_start");
+    let mut conn = common::dolt().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.t VALUES (1, 'before')"
+        ),
+    )
+    .await;
+    let start = executed(&mut conn).await.render();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "INSERT INTO {db}.t VALUES (2, 'after');
+UPDATE {db}.t SET v = 'changed' WHERE id = 1"
+        ),
+    )
+    .await;
+    let written = executed(&mut conn).await;
+    let topic = common::unique("my_start");
+    let project = Project::new(
+        "my_start",
+        &format!(", sync = 'incremental', start_gtid = '{start}'"),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    // Schema sync is off: the topic must exist.
+    let admin = Project::new(
+        "my_start_topic",
+        ", sync = 'schema'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    admin.catch_up();
+    project.catch_up();
+    let messages = records(&topic, 2);
+    assert_eq!(kinds(&messages), ["INSERT", "UPDATE"], "{messages:#?}");
+    assert_eq!(messages[0]["postStruct"]["v"], "after");
+    assert_eq!(messages[1]["prevStruct"]["v"], "before");
+    // The checkpoint now holds the start set plus what was read.
+    assert_checkpoint_set(&project, &written, &mut conn).await;
+}
+
+#[tokio::test]
+async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
+    let project = Project::new(
+        "my_bad_gtid",
+        ", sync = 'incremental', start_gtid = '0-1-42'",
+        "SYNC TABLE nowhere.t TO TOPIC 'never_created';",
+    );
+    let outcome = project.run(&["--until-caught-up"]);
+    assert_eq!(outcome.code, 1, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome.stderr.contains("start_gtid") && outcome.stderr.contains("server UUID"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("{}:", project.file.display())),
+        "the error names the file and line: {}",
+        outcome.stderr
+    );
+    assert!(!project.state.exists(), "nothing was written");
+}
