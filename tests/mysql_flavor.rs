@@ -292,3 +292,29 @@ async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
     );
     assert!(!project.state.exists(), "nothing was written");
 }
+
+#[tokio::test]
+async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
+    common::require_kafka();
+    let db = common::unique("my_check");
+    let mut conn = common::dolt().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let project = Project::new(
+        "my_check",
+        ", sync = 'schema, full, incremental'",
+        &format!("SYNC TABLE {db}.t TO TOPIC 'my_check';"),
+    );
+    let outcome = common::tributary(&["check", &project.file.display().to_string()]);
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    for item in [
+        "binlog_format=ROW",
+        "binlog_row_image=FULL",
+        "gtid_mode=ON: the stream is positioned by GTID set",
+    ] {
+        assert!(outcome.stdout.contains(item), "{item}: {}", outcome.stdout);
+    }
+}

@@ -139,6 +139,15 @@ pub async fn check_source(
             ));
         }
         items.extend(check_binlog_settings(conn, &what).await);
+        if source.kind == SourceKind::MySql {
+            let start_gtid = plan.is_some_and(|p| {
+                matches!(
+                    p.project.project.start.as_ref().map(|s| &s.value),
+                    Some(crate::project::StartPoint::Gtid(_))
+                )
+            });
+            items.push(check_gtid_mode(conn, &what, start_gtid).await);
+        }
     }
 
     if let Some(plan) = plan {
@@ -166,6 +175,36 @@ pub async fn check_source(
         }
     }
     items
+}
+
+/// How a MySQL stream is positioned: by GTID set with `gtid_mode = ON`, else by file and position
+/// — which `start_gtid` cannot use.
+async fn check_gtid_mode(conn: &mut Conn, what: &str, start_gtid: bool) -> CheckItem {
+    let mode: Option<String> = conn
+        .query_first("SELECT @@GLOBAL.gtid_mode")
+        .await
+        .ok()
+        .flatten();
+    let mode = mode.unwrap_or_else(|| "unset".to_string());
+    let on = mode.eq_ignore_ascii_case("ON");
+    let item = format!("{what}: gtid_mode");
+    match (on, start_gtid) {
+        (true, _) => CheckItem::pass(
+            item,
+            "gtid_mode=ON: the stream is positioned by GTID set (resumes across a failover)",
+        ),
+        (false, false) => CheckItem::pass(
+            item,
+            format!("gtid_mode={mode}: the stream is positioned by binlog file and position"),
+        ),
+        (false, true) => CheckItem::fail(
+            item,
+            format!(
+                "`start_gtid` needs gtid_mode=ON, found {mode}; turn GTIDs on or use \
+                 `start_position` / `start_timestamp`"
+            ),
+        ),
+    }
 }
 
 /// `@@log_bin`, `@@binlog_format`, `@@binlog_row_image`; NULL when a server does not have one.
