@@ -5,59 +5,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mysql_async::prelude::*;
 use serde_json::Value;
 
-struct Project {
-    file: PathBuf,
-    state: PathBuf,
-}
-
-impl Project {
-    fn new(name: &str, options: &str, syncs: &str) -> Project {
-        let dir = common::temp_dir(name);
-        let file = dir.join(format!("{name}.sql"));
-        std::fs::write(
-            &file,
-            format!(
-                "CREATE SOURCE src WITH (type = 'mariadb', host = '127.0.0.1', port = 3307,
-  user = 'root', server_id = {server_id});
-CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
-CREATE PROJECT {name} FROM src TO kafka WITH (topic_partitions = 3{options});
-{syncs}
-",
-                kafka = common::kafka_bootstrap(),
-                server_id = 6000 + std::process::id() % 1000 + name.len() as u32,
-            ),
-        )
-        .expect("write project");
-        Project {
-            file,
-            state: dir.join("state"),
-        }
-    }
-
-    fn args(&self) -> Vec<String> {
-        vec![
-            "run".into(),
-            self.file.display().to_string(),
-            "--state-dir".into(),
-            self.state.display().to_string(),
-        ]
-    }
-
-    fn catch_up(&self) -> common::Outcome {
-        let mut args = self.args();
-        args.push("--until-caught-up".into());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let outcome = common::tributary(&args);
-        assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
-        outcome
-    }
+/// A project reading the test MariaDB, with 3-partition topics.
+fn mariadb_project(name: &str, options: &str, syncs: &str) -> common::Project {
+    common::Project::new(
+        name,
+        &common::mariadb_source(name),
+        &format!("topic_partitions = 3{options}"),
+        syncs,
+    )
 }
 
 /// A database with table `t (columns)` synced to its own topic, caught up once: the start of
@@ -66,7 +27,7 @@ async fn streamed_table(
     name: &str,
     columns: &str,
     options: &str,
-) -> (String, String, Project, mysql_async::Conn) {
+) -> (String, String, common::Project, mysql_async::Conn) {
     let db = common::unique(name);
     let mut conn = common::mariadb().await;
     common::run_sql(
@@ -75,7 +36,7 @@ async fn streamed_table(
     )
     .await;
     let topic = common::unique(name);
-    let project = Project::new(
+    let project = mariadb_project(
         name,
         options,
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -114,7 +75,7 @@ INSERT INTO {db}.t VALUES (1, 'one', 1.50, 'ok', '2024-05-01 02:00:00.123', 'b',
     )
     .await;
     let topic = common::unique("inc_kinds");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_kinds",
         ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}' WHERE status <> 'hidden';"),
@@ -231,7 +192,7 @@ async fn kill_9_mid_stream_then_rerun_loses_nothing() {
     .await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(project.args())
+        .args(project.args("run", &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -277,7 +238,7 @@ INSERT INTO {db}.t SELECT seq, 0 FROM {db}.seq_1_to_200000"
     )
     .await;
     let topic = common::unique("inc_handoff");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_handoff",
         ", sync = 'schema, full, incremental', chunk_rows = 20000, full_concurrency = 2",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -298,7 +259,7 @@ INSERT INTO {db}.t SELECT seq, 0 FROM {db}.seq_1_to_200000"
             }
         })
     };
-    let mut args = project.args();
+    let mut args = project.args("run", &[]);
     args.push("--until-caught-up".into());
     let first = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -335,7 +296,7 @@ async fn tables_created_later_and_large_transactions_are_streamed() {
     )
     .await;
     let prefix = common::unique("inc_late");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_late",
         ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
         &format!("SYNC TABLE {db}.* TO TOPIC '{prefix}_${{table}}';"),
@@ -397,7 +358,7 @@ INSERT INTO {db}.t VALUES (1)"
         .await
         .unwrap();
     let topic = common::unique("inc_ts");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_ts",
         &format!(", sync = 'schema, incremental', start_timestamp = {start}"),
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -442,7 +403,7 @@ async fn a_lost_binlog_connection_is_reopened_from_the_checkpoint() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let mut args = project.args();
+    let mut args = project.args("run", &[]);
     args.extend(["--metrics-addr".to_string(), addr.clone()]);
     let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
         .args(&args)
@@ -533,7 +494,7 @@ INSERT INTO {db}.t VALUES (1)"
         .unwrap()
         .unwrap();
     let topic = common::unique("inc_gtid");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_gtid",
         &format!(", sync = 'schema, incremental', start_gtid = '{gtid}'"),
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -583,7 +544,7 @@ async fn every_column_type_streams_as_full_sync_prints_it() {
         .expect("the script creates then inserts");
     common::run_sql(&mut conn, create).await;
     let topic = common::unique("inc_types");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_types",
         ", sync = 'schema, full, incremental'",
         &format!("SYNC TABLE {db}.all_types TO TOPIC '{topic}';"),
@@ -607,7 +568,7 @@ DELETE FROM {db}.all_types"
 
     // The same rows through full sync, for comparison.
     let full_topic = common::unique("inc_types_full");
-    let full = Project::new(
+    let full = mariadb_project(
         "inc_types_full",
         ", sync = 'schema, full'",
         &format!("SYNC TABLE {db}.all_types TO TOPIC '{full_topic}';"),
@@ -663,7 +624,7 @@ async fn a_restart_replays_several_ddls_with_the_schema_of_each_row() {
     )
     .await;
     let topic = common::unique("inc_history");
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_history",
         ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}' WITH (partitioning = 'one');"),
@@ -714,7 +675,7 @@ async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
         &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
     )
     .await;
-    let project = Project::new(
+    let project = mariadb_project(
         "inc_purged",
         ", sync = 'schema, full, incremental'",
         &format!(
@@ -728,7 +689,7 @@ async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
     let mut checkpoint: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     checkpoint["incremental"]["file"] = Value::from("mysql-bin.000000");
     std::fs::write(&path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
-    let mut args = project.args();
+    let mut args = project.args("run", &[]);
     args.push("--until-caught-up".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = common::tributary(&args);
@@ -751,7 +712,7 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
     )
     .await;
     let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(project.args())
+        .args(project.args("run", &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

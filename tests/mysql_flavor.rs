@@ -5,69 +5,26 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
 use serde_json::Value;
 use tributary::source::gtid::MysqlGtidSet;
 
-struct Project {
-    file: PathBuf,
-    state: PathBuf,
+/// A project reading the test Dolt server, with one-partition topics (so a topic keeps the
+/// stream's total order, DDL included).
+fn dolt_project(name: &str, options: &str, syncs: &str) -> common::Project {
+    common::Project::new(
+        name,
+        &common::dolt_source(name),
+        &format!("topic_partitions = 1{options}"),
+        syncs,
+    )
 }
 
-impl Project {
-    fn new(name: &str, options: &str, syncs: &str) -> Project {
-        let dir = common::temp_dir(name);
-        let file = dir.join(format!("{name}.sql"));
-        let url = mysql_async::Opts::from_url(&common::dolt_url()).expect("Dolt URL");
-        std::fs::write(
-            &file,
-            format!(
-                "CREATE SOURCE src WITH (type = 'mysql', host = '{host}', port = {port},
-  user = '{user}', server_id = {server_id});
-CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
-CREATE PROJECT {name} FROM src TO kafka WITH (topic_partitions = 1{options});
-{syncs}
-",
-                host = url.ip_or_hostname(),
-                port = url.tcp_port(),
-                user = url.user().unwrap_or("root"),
-                kafka = common::kafka_bootstrap(),
-                server_id = 7000 + std::process::id() % 1000 + name.len() as u32,
-            ),
-        )
-        .expect("write project");
-        Project {
-            file,
-            state: dir.join("state"),
-        }
-    }
-
-    fn run(&self, extra: &[&str]) -> common::Outcome {
-        let file = self.file.display().to_string();
-        let state = self.state.display().to_string();
-        let mut args = vec!["run", &file, "--state-dir", &state];
-        args.extend_from_slice(extra);
-        common::tributary(&args)
-    }
-
-    fn catch_up(&self) -> common::Outcome {
-        let outcome = self.run(&["--until-caught-up"]);
-        assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
-        outcome
-    }
-
-    /// The checkpoint's incremental position, from `status --json`.
-    fn position(&self) -> Value {
-        let file = self.file.display().to_string();
-        let state = self.state.display().to_string();
-        let outcome = common::tributary(&["status", &file, "--state-dir", &state, "--json"]);
-        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-        let status: Value = serde_json::from_str(&outcome.stdout).expect("status JSON");
-        status["incremental"].clone()
-    }
+/// The checkpoint's incremental position, from `status --json`.
+fn position(project: &common::Project) -> Value {
+    project.status()["incremental"].clone()
 }
 
 /// The server's executed GTID set, as `SHOW MASTER STATUS` gives it.
@@ -88,11 +45,11 @@ async fn executed(conn: &mut mysql_async::Conn) -> MysqlGtidSet {
 /// started (`written`), and nothing the server has not executed. (Other tests write to the same
 /// server meanwhile, so the two need not be equal.)
 async fn assert_checkpoint_set(
-    project: &Project,
+    project: &common::Project,
     written: &MysqlGtidSet,
     conn: &mut mysql_async::Conn,
 ) -> MysqlGtidSet {
-    let position = project.position();
+    let position = position(project);
     let text = position["gtid"]
         .as_str()
         .expect("a GTID set in the checkpoint");
@@ -142,7 +99,7 @@ INSERT INTO {db}.t VALUES (1, 'one', 1.50, '2024-05-01 02:00:00.123', 4294967295
     )
     .await;
     let topic = common::unique("my_flavor");
-    let project = Project::new(
+    let project = dolt_project(
         "my_flavor",
         ", sync = 'schema, full, incremental', incremental = 'dml, ddl'",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -248,13 +205,13 @@ UPDATE {db}.t SET v = 'changed' WHERE id = 1"
     .await;
     let written = executed(&mut conn).await;
     let topic = common::unique("my_start");
-    let project = Project::new(
+    let project = dolt_project(
         "my_start",
         &format!(", sync = 'incremental', start_gtid = '{start}'"),
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
     );
     // Schema sync is off: the topic must exist.
-    let admin = Project::new(
+    let admin = dolt_project(
         "my_start_topic",
         ", sync = 'schema'",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
@@ -271,7 +228,7 @@ UPDATE {db}.t SET v = 'changed' WHERE id = 1"
 
 #[tokio::test]
 async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
-    let project = Project::new(
+    let project = dolt_project(
         "my_bad_gtid",
         ", sync = 'incremental', start_gtid = '0-1-42'",
         "SYNC TABLE nowhere.t TO TOPIC 'never_created';",
@@ -303,7 +260,7 @@ async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
         &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY)"),
     )
     .await;
-    let project = Project::new(
+    let project = dolt_project(
         "my_check",
         ", sync = 'schema, full, incremental'",
         &format!("SYNC TABLE {db}.t TO TOPIC 'my_check';"),

@@ -186,3 +186,109 @@ pub async fn run_sql(conn: &mut Conn, script: &str) {
         }
     }
 }
+
+/// A project file and its state dir in a fresh temp dir: `CREATE SOURCE src WITH ({source})`,
+/// a sink for the test broker and `CREATE PROJECT {name} ... WITH ({options})`.
+pub struct Project {
+    pub file: std::path::PathBuf,
+    pub state: std::path::PathBuf,
+}
+
+impl Project {
+    pub fn new(name: &str, source: &str, options: &str, syncs: &str) -> Project {
+        let dir = temp_dir(name);
+        let file = dir.join(format!("{name}.sql"));
+        std::fs::write(
+            &file,
+            format!(
+                "CREATE SOURCE src WITH ({source});
+CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
+CREATE PROJECT {name} FROM src TO kafka WITH ({options});
+{syncs}
+",
+                kafka = kafka_bootstrap(),
+            ),
+        )
+        .expect("write project");
+        Project {
+            file,
+            state: dir.join("state"),
+        }
+    }
+
+    /// `command FILE --state-dir STATE extra...`
+    pub fn args(&self, command: &str, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            command.to_string(),
+            self.file.display().to_string(),
+            "--state-dir".to_string(),
+            self.state.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    pub fn run(&self, extra: &[&str]) -> Outcome {
+        let args = self.args("run", extra);
+        tributary(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// `run --until-caught-up`, which must succeed.
+    pub fn catch_up(&self) -> Outcome {
+        let outcome = self.run(&["--until-caught-up"]);
+        assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+        outcome
+    }
+
+    /// A `run` in the background, to be killed or awaited.
+    pub fn spawn(&self, extra: &[&str]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(self.args("run", extra))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tributary")
+    }
+
+    /// `status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let args = self.args("status", &["--json"]);
+        let outcome = tributary(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        serde_json::from_str(&outcome.stdout).expect("status JSON")
+    }
+
+    pub fn checkpoint_path(&self) -> std::path::PathBuf {
+        self.state.join("checkpoint.json")
+    }
+}
+
+/// The source options for the test MariaDB, with a replica id of this test's own.
+pub fn mariadb_source(name: &str) -> String {
+    let url = Opts::from_url(&mariadb_url()).expect("MariaDB URL");
+    source_options(
+        "mariadb",
+        &url,
+        6000 + std::process::id() % 1000 + name.len() as u32,
+    )
+}
+
+/// The source options for the test Dolt server (MySQL flavor).
+pub fn dolt_source(name: &str) -> String {
+    let url = Opts::from_url(&dolt_url()).expect("Dolt URL");
+    source_options(
+        "mysql",
+        &url,
+        7000 + std::process::id() % 1000 + name.len() as u32,
+    )
+}
+
+fn source_options(kind: &str, url: &Opts, server_id: u32) -> String {
+    format!(
+        "type = '{kind}', host = '{}', port = {}, user = '{}', password = '{}', server_id = {server_id}",
+        url.ip_or_hostname(),
+        url.tcp_port(),
+        url.user().unwrap_or("root"),
+        url.pass().unwrap_or(""),
+    )
+}
