@@ -155,6 +155,10 @@ pub struct Checkpoint {
     pub tables: BTreeMap<String, TableProgress>,
     /// Unix seconds of the last write, for `status`.
     pub updated_at: u64,
+    /// With `exactly_once`: the id under which this checkpoint's progress is committed to the
+    /// state topic (see `sink::transactions`).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 pub fn unix_now() -> u64 {

@@ -3,6 +3,10 @@
 //! position moves to a transaction's end only when its counter and every earlier one are settled,
 //! so a restart resumes at a transaction boundary with nothing lost (at least once: the
 //! transactions in flight may repeat).
+//!
+//! With `exactly_once`, source transactions are grouped into Kafka transactions of at most
+//! [`COMMIT_EVERY`]; each commits the position after its last source transaction with it (see
+//! `sink::transactions`), and the checkpoint moves only at a commit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,7 +26,8 @@ use crate::partition::Partitioner;
 use crate::plan::{self, Plan, SqlType};
 use crate::project::{Partitioning, StartPoint};
 use crate::sink::admin;
-use crate::sink::kafka::{Acks, KafkaSink};
+use crate::sink::kafka::{Acks, KafkaSink, TransactionState};
+use crate::sink::transactions::{self, Progress};
 use crate::source::binlog::{self, BinlogReader, Change, Op, RowChange, normalize_row};
 use crate::source::{ddl, snapshot};
 use crate::transform::{self, Emit};
@@ -36,6 +41,10 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the position is written while streaming (and always at the end).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+/// With `exactly_once`: how long a Kafka transaction collects source transactions before it
+/// commits — the latency exactly-once adds.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 pub struct Outcome {
     pub paused: bool,
@@ -87,6 +96,7 @@ pub async fn run(
     checkpoint: &mut Checkpoint,
     store: &Store,
     until_caught_up: bool,
+    exactly_once: Option<&TransactionState>,
 ) -> Result<Outcome> {
     let project = &plan.project;
     // `start_timestamp`: transactions committed before it are skipped, on every run.
@@ -149,7 +159,13 @@ pub async fn run(
         topics: topics.clone(),
         metrics: Arc::clone(metrics),
         tables: Tables::new(plan, topics, metrics)?,
-        sink: KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?,
+        sink: match exactly_once {
+            None => KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?,
+            Some(_) => {
+                let id = transactions::transactional_id(&project.project.name.value, "incremental");
+                KafkaSink::transactional(&project.sink, MAX_IN_FLIGHT_BYTES, &id).await?
+            }
+        },
         messages: Messages::default(),
         partitions: Vec::new(),
         sequence: 0,
@@ -165,12 +181,25 @@ pub async fn run(
     let mut paused = false;
     let mut retries = 0u32;
     let mut last_heartbeat = Instant::now();
+    let mut batch = exactly_once.map(|state| KafkaTransaction::new(state.clone()));
     let result = loop {
+        let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_at);
         let change = tokio::select! {
             change = reader.next() => change,
             _ = stop_rx.changed() => {
                 paused = true;
                 break Ok(());
+            }
+            _ = sleep_until(commit_at), if commit_at.is_some() => {
+                if let Some(batch) = &mut batch
+                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending)
+                {
+                    break Err(e);
+                }
+                if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
+                    break Err(e);
+                }
+                continue;
             }
             // While the source is idle, record what Kafka acknowledged meanwhile.
             _ = tokio::time::sleep(SAVE_EVERY) => {
@@ -180,7 +209,14 @@ pub async fn run(
                 store.save(checkpoint)?;
                 if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
                     last_heartbeat = Instant::now();
-                    if let Err(e) = stream.heartbeat().await {
+                    let sent = match &mut batch {
+                        Some(batch) => match batch.open(&stream.sink) {
+                            Ok(()) => stream.heartbeat().await,
+                            Err(e) => Err(e),
+                        },
+                        None => stream.heartbeat().await,
+                    };
+                    if let Err(e) = sent {
                         break Err(e);
                     }
                 }
@@ -198,6 +234,11 @@ pub async fn run(
                 let backoff = Duration::from_millis(500 << retries.min(5));
                 tracing::warn!(error = %e, attempt = retries, "the binlog connection was lost; reconnecting from the checkpoint");
                 // Resume exactly after the last acknowledged transaction.
+                if let Some(batch) = &mut batch
+                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending)
+                {
+                    break Err(e);
+                }
                 if let Err(e) = drain(&mut pending, checkpoint).await {
                     break Err(e);
                 }
@@ -223,6 +264,11 @@ pub async fn run(
             }
             Err(e) => break Err(e),
         };
+        if let Some(batch) = &mut batch
+            && let Err(e) = batch.open(&stream.sink)
+        {
+            break Err(e);
+        }
         let acks = Acks::new();
         let mut schemas = None;
         let commit_time = match &change {
@@ -263,13 +309,17 @@ pub async fn run(
                 end
             }
         };
-        pending.push_back(Pending {
+        let sent = Pending {
             end,
             changes: acks.sent(),
             acks,
             schemas: schemas.take(),
             committed: commit_time,
-        });
+        };
+        match &mut batch {
+            Some(batch) => batch.members.push(sent),
+            None => pending.push_back(sent),
+        }
         if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
             break Err(e);
         }
@@ -279,6 +329,16 @@ pub async fn run(
         }
     };
     signals.abort();
+    // A clean end commits the Kafka transaction being filled; a failure aborts it, and the
+    // rerun starts after the last commit.
+    let result = match (result, &mut batch) {
+        (Ok(()), Some(batch)) => batch.commit(&stream.sink, checkpoint, &mut pending),
+        (Err(e), Some(batch)) => {
+            batch.abort(&stream.sink);
+            Err(e)
+        }
+        (result, None) => result,
+    };
     // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
     if let Err(e) = drain(&mut pending, checkpoint).await {
         store.save(checkpoint)?;
@@ -308,6 +368,84 @@ async fn drain(pending: &mut VecDeque<Pending>, checkpoint: &mut Checkpoint) -> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
+}
+
+/// Sleeps until `at`; forever without one (the `select!` branch is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// With `exactly_once`: the Kafka transaction being filled, and the source transactions in it.
+/// They join `pending` (and may move the checkpoint) only once Kafka committed them: before
+/// that, an acknowledged message can still be aborted.
+struct KafkaTransaction {
+    state: TransactionState,
+    opened: Option<Instant>,
+    members: Vec<Pending>,
+}
+
+impl KafkaTransaction {
+    fn new(state: TransactionState) -> KafkaTransaction {
+        KafkaTransaction {
+            state,
+            opened: None,
+            members: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, sink: &KafkaSink) -> Result<()> {
+        if self.opened.is_none() {
+            sink.begin()?;
+            self.opened = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    fn commit_at(&self) -> Option<Instant> {
+        self.opened.map(|opened| opened + COMMIT_EVERY)
+    }
+
+    /// Commits the open transaction with the position after its last source transaction (and
+    /// the schema history, after a DDL).
+    fn commit(
+        &mut self,
+        sink: &KafkaSink,
+        checkpoint: &Checkpoint,
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        if self.opened.take().is_none() {
+            return Ok(());
+        }
+        let mut progress = Vec::new();
+        if let Some(last) = self.members.last() {
+            let earlier: u64 = pending.iter().map(|p| p.changes).sum();
+            let changes: u64 = self.members.iter().map(|p| p.changes).sum();
+            progress.push(Progress::Incremental {
+                position: last.end.clone(),
+                committed: u64::from(last.committed),
+                changes: checkpoint.incremental_changes + earlier + changes,
+            });
+        }
+        if let Some(schemas) = self.members.iter().rev().find_map(|p| p.schemas.clone()) {
+            progress.push(Progress::Schemas { schemas });
+        }
+        if let Err(e) = sink.commit(&self.state, &progress) {
+            self.abort(sink);
+            return Err(e);
+        }
+        pending.extend(self.members.drain(..));
+        Ok(())
+    }
+
+    fn abort(&mut self, sink: &KafkaSink) {
+        if self.opened.take().is_some() {
+            sink.abort();
+        }
+        self.members.clear();
+    }
 }
 
 /// A transaction or statement sent to Kafka, not yet known to be acknowledged.

@@ -22,7 +22,8 @@ use crate::partition::Partitioner;
 use crate::plan::{Plan, TablePlan};
 use crate::project::{Partitioning, ProjectFile};
 use crate::sink::admin;
-use crate::sink::kafka::{Acks, KafkaSink};
+use crate::sink::kafka::{Acks, KafkaSink, TransactionState};
+use crate::sink::transactions;
 use crate::source::{self, snapshot};
 use crate::transform;
 
@@ -110,13 +111,6 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         project: project.project.name.value.clone(),
         ..Checkpoint::default()
     });
-    if project.project.exactly_once {
-        return Err(Error::Config(
-            "exactly_once = true (Kafka transactions) is not available in this build yet; remove \
-             it to run with at-least-once delivery"
-                .to_string(),
-        ));
-    }
     // Every table's encoder is built before anything is written: a format this build cannot
     // write fails the run up front.
     for table in &plan.tables {
@@ -138,6 +132,11 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     }
 
     let topics = schema_sync(&plan, &mut checkpoint, &store).await?;
+    let exactly_once = if project.project.exactly_once {
+        Some(exactly_once_state(project, &mut checkpoint, &store).await?)
+    } else {
+        None
+    };
     let mut summary = RunSummary {
         tables: plan.tables.len(),
         topics: plan
@@ -155,7 +154,15 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
             .iter()
             .map(|t| TableRun::new(t, project, &topics, &metrics))
             .collect();
-        let paused = full_sync(project, tables, &mut checkpoint, &store, &metrics).await?;
+        let paused = full_sync(
+            project,
+            tables,
+            &mut checkpoint,
+            &store,
+            &metrics,
+            exactly_once.as_ref(),
+        )
+        .await?;
         summary.paused = paused;
     }
     summary.rows_read = metrics
@@ -187,6 +194,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
             &mut checkpoint,
             &store,
             options.until_caught_up,
+            exactly_once.as_ref(),
         )
         .await?;
         summary.paused = outcome.paused;
@@ -195,6 +203,36 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         summary.elapsed = started.elapsed();
     }
     Ok(summary)
+}
+
+/// With `exactly_once`: the run id (new on a first run), the state topic, and the progress the
+/// last runs committed there — which may be ahead of the local file after a crash.
+async fn exactly_once_state(
+    project: &ProjectFile,
+    checkpoint: &mut Checkpoint,
+    store: &Store,
+) -> Result<TransactionState> {
+    if checkpoint.run_id.is_empty() {
+        checkpoint.run_id = transactions::new_run_id();
+        store.save(checkpoint)?;
+    }
+    let state = TransactionState {
+        project: project.project.name.value.clone(),
+        run: checkpoint.run_id.clone(),
+    };
+    transactions::ensure_state_topic(&project.sink, project.project.topic_replication).await?;
+    let progress = transactions::read_progress(&project.sink, &state.project, &state.run).await?;
+    if !progress.is_empty() {
+        tracing::info!(
+            records = progress.len(),
+            "exactly_once: progress committed to Kafka overlays the local checkpoint"
+        );
+        for record in progress {
+            record.apply(checkpoint);
+        }
+        store.save(checkpoint)?;
+    }
+    Ok(state)
 }
 
 /// Creates the missing topics (schema sync) and returns every topic's partition count.
@@ -287,6 +325,7 @@ async fn full_sync(
     checkpoint: &mut Checkpoint,
     store: &Store,
     metrics: &Arc<Metrics>,
+    exactly_once: Option<&TransactionState>,
 ) -> Result<bool> {
     let options = &project.project;
     if checkpoint.full_started_at == 0 {
@@ -357,7 +396,29 @@ async fn full_sync(
         "full sync starts"
     );
 
-    let sink = Arc::new(KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?);
+    // Exactly once: a transactional producer per reader, each chunk one transaction. The
+    // in-flight bound is shared out so memory stays where it is without transactions.
+    let shared = match exactly_once {
+        None => Some(Arc::new(KafkaSink::new(
+            &project.sink,
+            MAX_IN_FLIGHT_BYTES,
+        )?)),
+        Some(_) => None,
+    };
+    let mut sinks = Vec::new();
+    for reader in 0..options.full_concurrency {
+        sinks.push(match (&shared, exactly_once) {
+            (Some(sink), _) => Arc::clone(sink),
+            (None, _) => Arc::new(
+                KafkaSink::transactional(
+                    &project.sink,
+                    MAX_IN_FLIGHT_BYTES / options.full_concurrency,
+                    &transactions::transactional_id(&options.name.value, &format!("full-{reader}")),
+                )
+                .await?,
+            ),
+        });
+    }
     let tables = Arc::new(tables);
     let chunk_defs = Arc::new(chunk_defs);
     let queue = Arc::new(Mutex::new(queue));
@@ -365,13 +426,14 @@ async fn full_sync(
     let stop_tx = Arc::new(stop_tx);
     let (done_tx, mut done_rx) = mpsc::channel::<ChunkDone>(64);
     let mut workers = JoinSet::new();
-    for _ in 0..options.full_concurrency {
+    for sink in &sinks {
         let worker = ChunkWorker {
             project: project.clone(),
             tables: Arc::clone(&tables),
             chunk_defs: Arc::clone(&chunk_defs),
             queue: Arc::clone(&queue),
-            sink: Arc::clone(&sink),
+            sink: Arc::clone(sink),
+            transactions: exactly_once.cloned(),
             done: done_tx.clone(),
             stop: stop_rx.clone(),
             stop_all: Arc::clone(&stop_tx),
@@ -419,7 +481,9 @@ async fn full_sync(
     }
     let paused = *stop_rx.borrow();
     if paused {
-        sink.flush(Duration::from_secs(10));
+        for sink in &sinks {
+            sink.flush(Duration::from_secs(10));
+        }
         tracing::info!("paused: finished chunks are checkpointed; rerun to continue");
         return Ok(true);
     }
@@ -461,6 +525,8 @@ struct ChunkWorker {
     chunk_defs: Arc<Vec<Vec<checkpoint::Chunk>>>,
     queue: Arc<Mutex<VecDeque<(usize, usize)>>>,
     sink: Arc<KafkaSink>,
+    /// With `exactly_once`: each chunk is one transaction of `sink`, which records its progress.
+    transactions: Option<TransactionState>,
     done: mpsc::Sender<ChunkDone>,
     stop: watch::Receiver<bool>,
     stop_all: Arc<watch::Sender<bool>>,
@@ -496,6 +562,9 @@ impl ChunkWorker {
             let qualified = table.plan.qualified();
             let mut encoder =
                 Encoder::new(table.plan.format, table.context.clone()).map_err(Error::Config)?;
+            if self.transactions.is_some() {
+                self.sink.begin()?;
+            }
             let acks = Acks::new();
             let mut batches = ChunkBatches {
                 worker: self,
@@ -506,14 +575,35 @@ impl ChunkWorker {
                 partitions: &mut partitions,
                 acks: &acks,
             };
-            let rows = snapshot::read_chunk(
+            let read = snapshot::read_chunk(
                 &mut conn,
                 &table.plan,
                 &self.chunk_defs[t][c],
                 batch_rows,
                 &mut batches,
             )
-            .await?;
+            .await;
+            let rows = match (read, &self.transactions) {
+                (Ok(rows), Some(state)) => {
+                    let progress = transactions::Progress::Chunk {
+                        table: qualified.clone(),
+                        chunk: c,
+                        rows,
+                    };
+                    if let Err(e) = self.sink.commit(state, &[progress]) {
+                        self.sink.abort();
+                        return Err(e);
+                    }
+                    rows
+                }
+                (Ok(rows), None) => rows,
+                (Err(e), transactions) => {
+                    if transactions.is_some() {
+                        self.sink.abort();
+                    }
+                    return Err(e);
+                }
+            };
             acks.settled().await.map_err(|e| {
                 Error::Sink(format!(
                     "full sync of {qualified}: {e}; the chunk is not checkpointed and is read \

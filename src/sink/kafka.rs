@@ -14,6 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tokio::sync::{Notify, Semaphore};
 
+use super::transactions::{Progress, STATE_TOPIC};
 use crate::error::{Error, Result};
 use crate::project::SinkDef;
 
@@ -131,12 +132,39 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A producer with the sink's properties; at most `max_in_flight_bytes` unacknowledged.
     pub fn new(sink: &SinkDef, max_in_flight_bytes: usize) -> Result<KafkaSink> {
+        Self::with_config(sink, max_in_flight_bytes, None)
+    }
+
+    /// A transactional producer (`exactly_once`): every message is sent inside a transaction
+    /// that [`KafkaSink::begin`] opens and [`KafkaSink::commit`] commits. Taking the id fences
+    /// any earlier producer with it and aborts that producer's open transaction.
+    pub async fn transactional(
+        sink: &SinkDef,
+        max_in_flight_bytes: usize,
+        transactional_id: &str,
+    ) -> Result<KafkaSink> {
+        let producer = Self::with_config(sink, max_in_flight_bytes, Some(transactional_id))?;
+        producer.blocking(
+            format!("exactly_once: starting transactional producer {transactional_id}"),
+            |p| p.init_transactions(super::transactions::COMMIT_TIMEOUT),
+        )?;
+        Ok(producer)
+    }
+
+    fn with_config(
+        sink: &SinkDef,
+        max_in_flight_bytes: usize,
+        transactional_id: Option<&str>,
+    ) -> Result<KafkaSink> {
         let mut config = rdkafka::ClientConfig::new();
         for (key, value) in DEFAULTS {
             config.set(*key, *value);
         }
         for (key, value) in &sink.properties {
             config.set(key.value.as_str(), value.as_str());
+        }
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
         }
         let max_permits = (max_in_flight_bytes / 1024).max(1) as u32;
         let in_flight = Arc::new(Semaphore::new(max_permits as usize));
@@ -206,4 +234,87 @@ impl KafkaSink {
     pub fn flush(&self, timeout: Duration) {
         let _ = self.producer.flush(timeout);
     }
+
+    /// Opens a transaction (transactional producers only).
+    pub fn begin(&self) -> Result<()> {
+        self.producer
+            .begin_transaction()
+            .map_err(|source| Error::Kafka {
+                context: "exactly_once: cannot begin a Kafka transaction".to_string(),
+                source,
+            })
+    }
+
+    /// Adds `progress` to the open transaction and commits it: Kafka then holds the messages
+    /// and the progress they make, or neither.
+    pub fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
+        for record in progress {
+            let (key, payload) = record.record(&state.project, &state.run)?;
+            // Its delivery is part of the commit: the counter is only there for the callback.
+            let acks = Acks::new();
+            acks.pending.fetch_add(1, Ordering::AcqRel);
+            let mut record = BaseRecord::<[u8], [u8], Box<Delivery>>::with_opaque_to(
+                STATE_TOPIC,
+                Box::new(Delivery { acks, permits: 0 }),
+            )
+            .partition(0)
+            .key(key.as_bytes())
+            .payload(payload.as_slice());
+            // The state topic's records are few and small: a full queue only needs a moment.
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err((source, _)) => {
+                        return Err(Error::Kafka {
+                            context: format!(
+                                "exactly_once: cannot write progress to {STATE_TOPIC}"
+                            ),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        self.blocking(
+            "exactly_once: Kafka did not commit the transaction; a rerun continues after the \
+             last committed one"
+                .to_string(),
+            |p| p.commit_transaction(super::transactions::COMMIT_TIMEOUT),
+        )
+    }
+
+    /// Aborts the open transaction, best effort: a producer that cannot abort is fenced by the
+    /// next run anyway.
+    pub fn abort(&self) {
+        let _ = self.blocking(String::new(), |p| {
+            p.abort_transaction(super::transactions::COMMIT_TIMEOUT)
+        });
+    }
+
+    /// A blocking producer call from async code: other tasks keep the runtime's other threads.
+    fn blocking(
+        &self,
+        context: String,
+        call: impl FnOnce(&ThreadedProducer<DeliveryContext>) -> rdkafka::error::KafkaResult<()>,
+    ) -> Result<()> {
+        let producer = &self.producer;
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| call(producer))
+            }
+            _ => call(producer),
+        };
+        result.map_err(|source| Error::Kafka { context, source })
+    }
+}
+
+/// Whose progress a transactional producer records: the project and its run id.
+#[derive(Debug, Clone)]
+pub struct TransactionState {
+    pub project: String,
+    pub run: String,
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod kafka;
+pub mod transactions;
 
 use rdkafka::ClientConfig;
 

@@ -1,0 +1,277 @@
+//! Exactly-once delivery (`exactly_once = true`, design.md §4).
+//!
+//! Messages go out in Kafka transactions, and the progress they make — a full-sync chunk done,
+//! the binlog position after the last source transaction, the schema history after a DDL — is
+//! written into the same transaction, as a record of the compacted state topic. Kafka commits
+//! both or neither, so after a crash the state topic says exactly what consumers reading
+//! committed data (`isolation.level = read_committed`) have seen: a restart continues from there
+//! and sends nothing twice. The local checkpoint file is still written after every commit (for
+//! `status`); at start the state topic's records overlay it, because a crash between a commit
+//! and the file's save leaves the file behind.
+//!
+//! Records are keyed `project/run/…`: `run` is a random id kept in the local checkpoint, so
+//! `tributary reset` (which forgets the file) also forgets the progress in the topic.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::admin::{METADATA_TIMEOUT, admin_client};
+use super::client_config;
+use crate::checkpoint::{BinlogPosition, Checkpoint, TableSchema};
+use crate::error::{Error, Result};
+use crate::project::SinkDef;
+
+/// The compacted topic that holds every exactly-once project's progress.
+pub const STATE_TOPIC: &str = "__tributary_state";
+
+/// How long a transaction's commit (which first delivers everything in it) may take.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long reading the state topic at start may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One piece of progress, committed in the transaction of the messages it covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Progress {
+    /// A full-sync chunk: all of its messages are in this transaction.
+    Chunk {
+        table: String,
+        chunk: usize,
+        rows: u64,
+    },
+    /// Incremental sync: every source transaction up to `position` is in this or an earlier
+    /// transaction.
+    Incremental {
+        position: BinlogPosition,
+        committed: u64,
+        changes: u64,
+    },
+    /// The schema history after a DDL in this transaction.
+    Schemas { schemas: Vec<TableSchema> },
+}
+
+impl Progress {
+    fn key(&self, project: &str, run: &str) -> String {
+        match self {
+            Progress::Chunk { table, chunk, .. } => {
+                format!("{project}/{run}/chunk/{table}/{chunk}")
+            }
+            Progress::Incremental { .. } => format!("{project}/{run}/incremental"),
+            Progress::Schemas { .. } => format!("{project}/{run}/schemas"),
+        }
+    }
+
+    /// The record for the state topic.
+    pub fn record(&self, project: &str, run: &str) -> Result<(String, Vec<u8>)> {
+        let payload = serde_json::to_vec(self)
+            .map_err(|e| Error::Definite(format!("cannot serialize progress: {e}")))?;
+        Ok((self.key(project, run), payload))
+    }
+
+    /// Records this progress in the checkpoint.
+    pub fn apply(self, checkpoint: &mut Checkpoint) {
+        match self {
+            Progress::Chunk { table, chunk, rows } => {
+                if let Some(c) = checkpoint
+                    .tables
+                    .get_mut(&table)
+                    .and_then(|t| t.chunks.get_mut(chunk))
+                {
+                    c.done = true;
+                    c.rows = rows;
+                }
+            }
+            Progress::Incremental {
+                position,
+                committed,
+                changes,
+            } => {
+                checkpoint.incremental = Some(position);
+                checkpoint.incremental_committed = committed;
+                checkpoint.incremental_changes = changes;
+            }
+            Progress::Schemas { schemas } => checkpoint.schemas = Some(schemas),
+        }
+    }
+}
+
+/// A new run id: unique enough to tell this checkpoint's progress from a forgotten one's.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// The transactional id of one producer of a project: a restarted run uses the same ids, which
+/// fences the crashed run's producers and aborts their open transactions at once.
+pub fn transactional_id(project: &str, role: &str) -> String {
+    format!("tributary-{project}-{role}")
+}
+
+/// Creates the state topic if it does not exist: one partition, compacted.
+pub async fn ensure_state_topic(sink: &SinkDef, replication: i32) -> Result<()> {
+    let existing = super::admin::fetch_topics(sink).await?;
+    if existing.contains_key(STATE_TOPIC) {
+        return Ok(());
+    }
+    let admin = admin_client(sink)?;
+    let topic = NewTopic::new(STATE_TOPIC, 1, TopicReplication::Fixed(replication))
+        .set("cleanup.policy", "compact");
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&[topic], &options)
+        .await
+        .map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: creating {STATE_TOPIC}", sink.name.value),
+            source: e,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(Error::Sink(format!(
+                    "exactly_once: cannot create the state topic {STATE_TOPIC}: {code}; create \
+                     it (1 partition, cleanup.policy=compact) or let the user create topics"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The progress a project's run committed, oldest first (read committed only).
+pub async fn read_progress(sink: &SinkDef, project: &str, run: &str) -> Result<Vec<Progress>> {
+    let config = client_config(sink);
+    let prefix = format!("{project}/{run}/");
+    let name = sink.name.value.clone();
+    tokio::task::spawn_blocking(move || read_blocking(config, &prefix, &name))
+        .await
+        .map_err(|e| Error::Definite(format!("reading {STATE_TOPIC} failed: {e}")))?
+}
+
+fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<Vec<Progress>> {
+    let kafka = |context: String| move |source: KafkaError| Error::Kafka { context, source };
+    let consumer: BaseConsumer = config
+        .set("group.id", "tributary-state-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(kafka(format!("sink `{sink}`: cannot create a consumer")))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(STATE_TOPIC, 0, Offset::Beginning)
+        .map_err(kafka(format!("sink `{sink}`: reading {STATE_TOPIC}")))?;
+    consumer
+        .assign(&assignment)
+        .map_err(kafka(format!("sink `{sink}`: reading {STATE_TOPIC}")))?;
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let mut progress = Vec::new();
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Sink(format!(
+                "exactly_once: could not read {STATE_TOPIC} to its end within {} s",
+                READ_TIMEOUT.as_secs()
+            )));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => {
+                return Err(Error::Kafka {
+                    context: format!("sink `{sink}`: reading {STATE_TOPIC}"),
+                    source: e,
+                });
+            }
+            Some(Ok(message)) => {
+                let key = message
+                    .key()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                if !key.starts_with(prefix) {
+                    continue;
+                }
+                // A tombstone or a record this build cannot read says nothing about progress.
+                if let Some(record) = message
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<Progress>(p).ok())
+                {
+                    progress.push(record);
+                }
+            }
+        }
+    }
+    Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Chunk, TableProgress};
+
+    fn chunk() -> Chunk {
+        Chunk {
+            lower: None,
+            upper: None,
+            done: false,
+            rows: 0,
+        }
+    }
+
+    #[test]
+    fn progress_records_round_trip_and_overlay_the_checkpoint() {
+        let mut checkpoint = Checkpoint::default();
+        checkpoint.tables.insert(
+            "shop.orders".into(),
+            TableProgress {
+                chunks: vec![chunk(), chunk()],
+                rows_estimate: 10,
+            },
+        );
+        let records = [
+            Progress::Chunk {
+                table: "shop.orders".into(),
+                chunk: 1,
+                rows: 5,
+            },
+            Progress::Incremental {
+                position: BinlogPosition {
+                    file: "mysql-bin.000002".into(),
+                    pos: 1234,
+                    gtid: Some("0-1-9".into()),
+                },
+                committed: 1_700_000_000,
+                changes: 42,
+            },
+        ];
+        for record in records {
+            let (key, payload) = record.record("p", "r1").unwrap();
+            assert!(key.starts_with("p/r1/"), "{key}");
+            let back: Progress = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(back, record);
+            back.apply(&mut checkpoint);
+        }
+        let chunks = &checkpoint.tables["shop.orders"].chunks;
+        assert!(!chunks[0].done);
+        assert!(chunks[1].done && chunks[1].rows == 5);
+        assert_eq!(checkpoint.incremental.as_ref().unwrap().pos, 1234);
+        assert_eq!(checkpoint.incremental_changes, 42);
+        // A chunk the checkpoint does not know is ignored, not a panic.
+        Progress::Chunk {
+            table: "shop.gone".into(),
+            chunk: 7,
+            rows: 1,
+        }
+        .apply(&mut checkpoint);
+    }
+}
