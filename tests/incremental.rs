@@ -191,35 +191,13 @@ async fn kill_9_mid_stream_then_rerun_loses_nothing() {
     )
     .await;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(project.args("run", &[]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tributary");
     let rows = 20_000;
-    for batch in 0..rows / 100 {
-        let values: Vec<String> = (0..100)
-            .map(|i| format!("({}, 'v')", batch * 100 + i + 1))
-            .collect();
-        conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(", ")))
-            .await
-            .expect("insert");
-        if batch == rows / 200 {
-            child.kill().expect("kill -9");
-        }
-    }
-    child.wait().expect("reap");
-    project.catch_up();
-    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for m in &messages {
-        *seen.entry(m.key.clone().unwrap()).or_default() += 1;
-    }
-    assert_eq!(seen.len(), rows as usize, "every inserted row is in Kafka");
-    let duplicates = messages.len() - rows as usize;
+    let seen =
+        common::insert_through_a_kill(&project, &mut conn, &format!("{db}.t"), &topic, rows).await;
+    assert_eq!(seen.len(), rows, "every inserted row is in Kafka");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
     assert!(
-        duplicates <= rows as usize / 2,
+        duplicates <= rows / 2,
         "{duplicates} duplicates: only the transactions in flight at the kill may repeat"
     );
 }
@@ -788,4 +766,55 @@ ROLLBACK"
         ["{\"id\":1}", "{\"id\":3}"],
         "only what committed, once"
     );
+}
+
+#[tokio::test]
+async fn binlog_rotation_mid_stream_keeps_the_file_name_and_resumes() {
+    let (db, topic, project, mut conn) = streamed_table(
+        "inc_rotate",
+        "id INT PRIMARY KEY, v INT",
+        ", sync = 'schema, full, incremental'",
+    )
+    .await;
+    common::run_sql(
+        &mut conn,
+        &format!("INSERT INTO {db}.t VALUES (1, 0);\nFLUSH BINARY LOGS;\nINSERT INTO {db}.t VALUES (2, 0)"),
+    )
+    .await;
+    project.catch_up();
+    let status = project.status();
+    let file = status["incremental"]["file"]
+        .as_str()
+        .expect("a position")
+        .to_string();
+    let row: mysql_async::Row = conn
+        .query_first("SHOW BINARY LOGS")
+        .await
+        .expect("SHOW BINARY LOGS")
+        .expect("a binlog");
+    let first: String = row.get(0).expect("file name");
+    assert_eq!(
+        file.len(),
+        first.len(),
+        "the position names a whole binlog file after the rotation: {file}"
+    );
+    let logs: Vec<String> = conn
+        .query::<mysql_async::Row, _>("SHOW BINARY LOGS")
+        .await
+        .expect("logs")
+        .into_iter()
+        .filter_map(|row| row.get(0))
+        .collect();
+    assert!(
+        logs.contains(&file),
+        "{file} is one of the server's binlogs: {logs:?}"
+    );
+
+    // The next run starts in the new file.
+    common::run_sql(&mut conn, &format!("UPDATE {db}.t SET v = 1 WHERE id = 2")).await;
+    project.catch_up();
+    let messages = common::consume_all(&topic, 3, Duration::from_secs(30));
+    let mut kinds: Vec<String> = parse(&messages).into_iter().map(|(k, _, _)| k).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["INSERT", "INSERT", "UPDATE"], "{messages:?}");
 }

@@ -105,8 +105,9 @@ impl Events {
 /// A binlog stream from a position.
 pub struct BinlogReader {
     stream: Events,
-    /// The server appends CRC32 checksums to events.
-    checksummed: bool,
+    /// The server appends CRC32 checksums to events and no format description has arrived
+    /// yet: the decoder leaves the checksum on the events before it (the artificial rotate).
+    checksum_unknown: bool,
     /// The position as GTIDs, when it is known as such: every committed transaction's GTID is
     /// added to it. `None` for a MySQL-flavor stream started at a file and position, whose GTID
     /// set is not known.
@@ -192,7 +193,7 @@ impl BinlogReader {
         })?;
         Ok(BinlogReader {
             stream: Events::Live(Box::new(stream)),
-            checksummed,
+            checksum_unknown: checksummed,
             gtids,
             current_gtid: None,
             caught_up_at,
@@ -221,7 +222,7 @@ impl BinlogReader {
                 reader: Box::new(EventStreamReader::new(BinlogVersion::Version4)),
                 input,
             },
-            checksummed: false,
+            checksum_unknown: false,
             // A recorded file is read from its start: every GTID in it is the position's.
             gtids: Some(GtidPosition::MySql(MysqlGtidSet::default())),
             current_gtid: None,
@@ -273,12 +274,14 @@ impl BinlogReader {
                 Some(EventData::RotateEvent(rotate)) => {
                     let mut name = rotate.name_raw().to_vec();
                     // The server's first (artificial) rotate event comes before the format
-                    // description, so the decoder cannot know it ends with a checksum.
-                    if self.checksummed && header.timestamp() == 0 && name.len() > 4 {
+                    // description, so the decoder cannot know it ends with a checksum. Later
+                    // rotates (at the end of each binlog file) arrive without it.
+                    if self.checksum_unknown && name.len() > 4 {
                         name.truncate(name.len() - 4);
                     }
                     self.file = String::from_utf8_lossy(&name).into_owned();
                 }
+                Some(EventData::FormatDescriptionEvent(_)) => self.checksum_unknown = false,
                 Some(EventData::QueryEvent(query)) => {
                     let text = query.query();
                     let trimmed = text.trim();

@@ -292,3 +292,36 @@ fn source_options(kind: &str, url: &Opts, server_id: u32) -> String {
         url.pass().unwrap_or(""),
     )
 }
+
+/// Starts `project` streaming, inserts `rows` rows `(id, 'v')` into `table` in transactions of
+/// 100, `kill -9`s the run halfway, then reruns it until caught up. Returns each message key's
+/// count in `topic`.
+pub async fn insert_through_a_kill(
+    project: &Project,
+    conn: &mut Conn,
+    table: &str,
+    topic: &str,
+    rows: usize,
+) -> std::collections::HashMap<String, usize> {
+    use mysql_async::prelude::Queryable;
+    let mut child = project.spawn(&[]);
+    for batch in 0..rows / 100 {
+        let values: Vec<String> = (0..100)
+            .map(|i| format!("({}, 'v')", batch * 100 + i + 1))
+            .collect();
+        conn.query_drop(format!("INSERT INTO {table} VALUES {}", values.join(", ")))
+            .await
+            .expect("insert");
+        if batch == rows / 200 {
+            child.kill().expect("kill -9");
+        }
+    }
+    child.wait().expect("reap");
+    project.catch_up();
+    let messages = consume_all(topic, rows, Duration::from_secs(120));
+    let mut seen = std::collections::HashMap::new();
+    for m in &messages {
+        *seen.entry(m.key.clone().expect("a key")).or_insert(0) += 1;
+    }
+    seen
+}
