@@ -178,25 +178,36 @@ async fn kill_9_mid_stream_then_rerun_sends_every_row_once() {
     );
     project.catch_up();
 
-    let mut child = project.spawn(&[]);
     let rows = 20_000;
-    for batch in 0..rows / 100 {
-        let values: Vec<String> = (0..100)
-            .map(|i| format!("({}, 'v')", batch * 100 + i + 1))
-            .collect();
-        conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(", ")))
-            .await
-            .expect("insert");
-        if batch == rows / 200 {
-            child.kill().expect("kill -9");
-        }
-    }
-    child.wait().expect("reap");
-    project.catch_up();
-    let messages = common::consume_all(&topic, rows, Duration::from_secs(120));
-    let seen = count_by_key(&messages);
+    let seen =
+        common::insert_through_a_kill(&project, &mut conn, &format!("{db}.t"), &topic, rows).await;
     assert_eq!(seen.len(), rows, "every inserted row is in Kafka");
     let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(repeated.is_empty(), "rows sent twice: {repeated:?}");
-    assert_eq!(messages.len(), rows);
+}
+
+#[tokio::test]
+async fn check_names_the_state_topic() {
+    common::require_kafka();
+    let db = common::unique("eo_check");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    )
+    .await;
+    let project = project(
+        "eo_check",
+        ", sync = 'schema, full'",
+        &format!("SYNC TABLE {db}.t TO TOPIC 'eo_check';"),
+    );
+    let outcome = common::tributary(&["check", &project.file.display().to_string()]);
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        outcome
+            .stdout
+            .contains("exactly_once: progress goes to __tributary_state in Kafka transactions"),
+        "{}",
+        outcome.stdout
+    );
 }

@@ -191,5 +191,50 @@ pub async fn check_sink(sink: &SinkDef, plan: Option<&Plan>) -> Vec<CheckItem> {
             problems.join("; "),
         ));
     }
+    if project.exactly_once {
+        items.push(check_state_topic(sink, &existing, project.topic_replication).await);
+    }
     items
+}
+
+/// `exactly_once` keeps its progress in the state topic: it must exist compacted with one
+/// partition, or be creatable.
+async fn check_state_topic(
+    sink: &SinkDef,
+    existing: &TopicPartitions,
+    replication: i32,
+) -> CheckItem {
+    use super::transactions::STATE_TOPIC;
+    let what = format!("sink {}: exactly_once", sink.name.value);
+    match existing.get(STATE_TOPIC) {
+        Some(1) => CheckItem::pass(
+            what,
+            format!("progress goes to {STATE_TOPIC} in Kafka transactions"),
+        ),
+        Some(partitions) => CheckItem::fail(
+            what,
+            format!(
+                "{STATE_TOPIC} has {partitions} partitions; it needs one (compacted): delete it \
+                 and let tributary create it"
+            ),
+        ),
+        None => match create_topics(sink, &[STATE_TOPIC.to_string()], 1, replication, true).await {
+            Ok(results) if results.iter().all(|(_, r)| r.is_ok()) => CheckItem::pass(
+                what,
+                format!(
+                    "progress goes to {STATE_TOPIC} in Kafka transactions; it will be created \
+                     (1 partition, compacted, replication {replication})"
+                ),
+            ),
+            Ok(results) => CheckItem::fail(
+                what,
+                results
+                    .into_iter()
+                    .filter_map(|(t, r)| r.err().map(|e| format!("{t} cannot be created: {e}")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Err(e) => CheckItem::fail(what, e.to_string()),
+        },
+    }
 }
