@@ -2,7 +2,8 @@
 //! each carrying its commit time, while consuming the topic tributary streams them to, and
 //! prints the p50/p99 of (message received − row committed).
 //!
-//! `latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS`
+//! `latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS [FIRST_ID]`
+//! (ids from FIRST_ID + 1, default 10,000,001, so several probes can write to one table)
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,10 +21,21 @@ fn now_micros() -> i64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, table, bootstrap, topic, rate, seconds] = args.as_slice() else {
-        eprintln!("usage: latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS");
-        std::process::exit(1);
+    let (url, table, bootstrap, topic, rate, seconds, first_id) = match args.as_slice() {
+        [_, url, table, bootstrap, topic, rate, seconds] => {
+            (url, table, bootstrap, topic, rate, seconds, "10000000")
+        }
+        [_, url, table, bootstrap, topic, rate, seconds, first] => {
+            (url, table, bootstrap, topic, rate, seconds, first.as_str())
+        }
+        _ => {
+            eprintln!(
+                "usage: latency_probe MYSQL_URL TABLE BOOTSTRAP TOPIC ROWS_PER_SEC SECONDS [FIRST_ID]"
+            );
+            std::process::exit(1);
+        }
     };
+    let first_id: u64 = first_id.parse().expect("FIRST_ID");
     let rate: u64 = rate.parse().expect("ROWS_PER_SEC");
     let seconds: u64 = seconds.parse().expect("SECONDS");
     let consumer: BaseConsumer = ClientConfig::new()
@@ -60,7 +72,7 @@ async fn main() {
             }
             let at = now_micros();
             let values: Vec<String> = (0..per_txn)
-                .map(|i| format!("({}, {at})", 10_000_000 + txn * per_txn + i + 1))
+                .map(|i| format!("({}, {at})", first_id + txn * per_txn + i + 1))
                 .collect();
             conn.query_drop(format!(
                 "INSERT INTO {writer_table} (id, at) VALUES {}",
