@@ -163,21 +163,11 @@ INSERT INTO {db}.t VALUES (1, 0)"
 #[tokio::test]
 async fn kill_9_mid_stream_then_rerun_sends_every_row_once() {
     common::require_kafka();
-    let db = common::unique("eo_kill");
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))"),
-    )
-    .await;
-    let topic = common::unique("eo_kill");
-    let project = project(
-        "eo_kill",
-        ", sync = 'schema, full, incremental'",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
-
+    let (db, topic, project, mut conn) =
+        common::streamed_table("eo_kill", "id INT PRIMARY KEY, v VARCHAR(20)", |syncs| {
+            project("eo_kill", ", sync = 'schema, full, incremental'", syncs)
+        })
+        .await;
     let rows = 20_000;
     let seen =
         common::insert_through_a_kill(&project, &mut conn, &format!("{db}.t"), &topic, rows).await;

@@ -28,21 +28,7 @@ async fn streamed_table(
     columns: &str,
     options: &str,
 ) -> (String, String, common::Project, mysql_async::Conn) {
-    let db = common::unique(name);
-    let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t ({columns})"),
-    )
-    .await;
-    let topic = common::unique(name);
-    let project = mariadb_project(
-        name,
-        options,
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    project.catch_up();
-    (db, topic, project, conn)
+    common::streamed_table(name, columns, |syncs| mariadb_project(name, options, syncs)).await
 }
 
 fn parse(messages: &[common::Consumed]) -> Vec<(String, Option<String>, Value)> {

@@ -192,7 +192,7 @@ pub async fn run(
             }
             _ = sleep_until(commit_at), if commit_at.is_some() => {
                 if let Some(batch) = &mut batch
-                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending)
+                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending).await
                 {
                     break Err(e);
                 }
@@ -235,7 +235,7 @@ pub async fn run(
                 tracing::warn!(error = %e, attempt = retries, "the binlog connection was lost; reconnecting from the checkpoint");
                 // Resume exactly after the last acknowledged transaction.
                 if let Some(batch) = &mut batch
-                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending)
+                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending).await
                 {
                     break Err(e);
                 }
@@ -332,7 +332,7 @@ pub async fn run(
     // A clean end commits the Kafka transaction being filled; a failure aborts it, and the
     // rerun starts after the last commit.
     let result = match (result, &mut batch) {
-        (Ok(()), Some(batch)) => batch.commit(&stream.sink, checkpoint, &mut pending),
+        (Ok(()), Some(batch)) => batch.commit(&stream.sink, checkpoint, &mut pending).await,
         (Err(e), Some(batch)) => {
             batch.abort(&stream.sink);
             Err(e)
@@ -410,7 +410,7 @@ impl KafkaTransaction {
 
     /// Commits the open transaction with the position after its last source transaction (and
     /// the schema history, after a DDL).
-    fn commit(
+    async fn commit(
         &mut self,
         sink: &KafkaSink,
         checkpoint: &Checkpoint,
@@ -432,7 +432,7 @@ impl KafkaTransaction {
         if let Some(schemas) = self.members.iter().rev().find_map(|p| p.schemas.clone()) {
             progress.push(Progress::Schemas { schemas });
         }
-        if let Err(e) = sink.commit(&self.state, &progress) {
+        if let Err(e) = sink.commit(&self.state, &progress).await {
             self.abort(sink);
             return Err(e);
         }

@@ -590,7 +590,7 @@ impl ChunkWorker {
                         chunk: c,
                         rows,
                     };
-                    if let Err(e) = self.sink.commit(state, &[progress]) {
+                    if let Err(e) = self.sink.commit(state, &[progress]).await {
                         self.sink.abort();
                         return Err(e);
                     }

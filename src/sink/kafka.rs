@@ -247,7 +247,7 @@ impl KafkaSink {
 
     /// Adds `progress` to the open transaction and commits it: Kafka then holds the messages
     /// and the progress they make, or neither.
-    pub fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
+    pub async fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
         for record in progress {
             let (key, payload) = record.record(&state.project, &state.run)?;
             // Its delivery is part of the commit: the counter is only there for the callback.
@@ -279,12 +279,21 @@ impl KafkaSink {
                 }
             }
         }
-        self.blocking(
+        // rust-rdkafka's commit first flushes by polling in steps of up to 100 ms, which the
+        // producer's own polling thread keeps losing: deliver everything here, then commit.
+        let deadline = std::time::Instant::now() + super::transactions::COMMIT_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let started = std::time::Instant::now();
+        let committed = self.blocking(
             "exactly_once: Kafka did not commit the transaction; a rerun continues after the \
              last committed one"
                 .to_string(),
             |p| p.commit_transaction(super::transactions::COMMIT_TIMEOUT),
-        )
+        );
+        tracing::debug!(elapsed = ?started.elapsed(), "exactly_once: transaction committed");
+        committed
     }
 
     /// Aborts the open transaction, best effort: a producer that cannot abort is fenced by the

@@ -293,6 +293,27 @@ fn source_options(kind: &str, url: &Opts, server_id: u32) -> String {
     )
 }
 
+/// A MariaDB database with table `t (columns)` synced to its own topic by the project
+/// `project(sync statement)` makes, caught up once. Returns the database, the topic, the project
+/// and a connection.
+pub async fn streamed_table(
+    name: &str,
+    columns: &str,
+    project: impl FnOnce(&str) -> Project,
+) -> (String, String, Project, Conn) {
+    let db = unique(name);
+    let mut conn = mariadb().await;
+    run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t ({columns})"),
+    )
+    .await;
+    let topic = unique(name);
+    let project = project(&format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"));
+    project.catch_up();
+    (db, topic, project, conn)
+}
+
 /// Starts `project` streaming, inserts `rows` rows `(id, 'v')` into `table` in transactions of
 /// 100, `kill -9`s the run halfway, then reruns it until caught up. Returns each message key's
 /// count in `topic`.
