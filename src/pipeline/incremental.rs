@@ -4,9 +4,10 @@
 //! so a restart resumes at a transaction boundary with nothing lost (at least once: the
 //! transactions in flight may repeat).
 //!
-//! With `exactly_once`, source transactions are grouped into Kafka transactions of at most
-//! [`COMMIT_EVERY`]; each commits the position after its last source transaction with it (see
-//! `sink::transactions`), and the checkpoint moves only at a commit.
+//! With `exactly_once`, source transactions are grouped into Kafka transactions (committed when
+//! the binlog goes quiet, or after [`COMMIT_EVERY`] under load); each commits the position after
+//! its last source transaction with it (see `sink::transactions`), and the checkpoint moves only
+//! at a commit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -42,8 +43,12 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// How often the position is written while streaming (and always at the end).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
-/// With `exactly_once`: how long a Kafka transaction collects source transactions before it
-/// commits — the latency exactly-once adds.
+/// With `exactly_once`: a Kafka transaction commits once the binlog has nothing more to read
+/// right away and it is this old — so a quiet stream commits each change within milliseconds
+/// without a commit per source transaction...
+const COMMIT_IDLE: Duration = Duration::from_millis(5);
+
+/// ...and under a steady load, once it is this old: larger transactions, fewer commits.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 pub struct Outcome {
@@ -183,13 +188,16 @@ pub async fn run(
     let mut last_heartbeat = Instant::now();
     let mut batch = exactly_once.map(|state| KafkaTransaction::new(state.clone()));
     let result = loop {
-        let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_at);
+        let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
+        // In this order: a pause first, then the binlog, and only when it has nothing ready the
+        // timers (commit, save, heartbeat).
         let change = tokio::select! {
-            change = reader.next() => change,
+            biased;
             _ = stop_rx.changed() => {
                 paused = true;
                 break Ok(());
             }
+            change = reader.next() => change,
             _ = sleep_until(commit_at), if commit_at.is_some() => {
                 if let Some(batch) = &mut batch
                     && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending).await
@@ -317,7 +325,14 @@ pub async fn run(
             committed: commit_time,
         };
         match &mut batch {
-            Some(batch) => batch.members.push(sent),
+            Some(batch) => {
+                batch.members.push(sent);
+                if batch.due()
+                    && let Err(e) = batch.commit(&stream.sink, checkpoint, &mut pending).await
+                {
+                    break Err(e);
+                }
+            }
             None => pending.push_back(sent),
         }
         if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
@@ -404,8 +419,15 @@ impl KafkaTransaction {
         Ok(())
     }
 
-    fn commit_at(&self) -> Option<Instant> {
-        self.opened.map(|opened| opened + COMMIT_EVERY)
+    /// When to commit if the binlog stays quiet.
+    fn commit_when_idle(&self) -> Option<Instant> {
+        self.opened.map(|opened| opened + COMMIT_IDLE)
+    }
+
+    /// Whether to commit even though the binlog has more.
+    fn due(&self) -> bool {
+        self.opened
+            .is_some_and(|opened| opened.elapsed() >= COMMIT_EVERY)
     }
 
     /// Commits the open transaction with the position after its last source transaction (and
