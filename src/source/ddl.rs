@@ -1,11 +1,13 @@
 //! DDL text → changes to the schema history, parsed with sqlparser's MySQL dialect, so that a
 //! restart replays every DDL between the checkpoint and now with the schema each event was
-//! written with. Column changes (ADD/DROP/MODIFY/CHANGE/RENAME COLUMN with FIRST/AFTER) and table
-//! renames and drops are applied here; anything else makes the caller read the live catalog.
+//! written with. CREATE TABLE with its columns and keys, column changes (ADD/DROP/MODIFY/CHANGE/
+//! RENAME COLUMN with FIRST/AFTER), table renames and drops are applied here; anything else (CREATE
+//! TABLE ... LIKE / AS SELECT, new keys, a statement that does not parse) makes the caller read the
+//! live catalog.
 
 use datafusion_sql::sqlparser::ast::{
-    AlterTableOperation, ColumnOption, DataType, Ident, MySQLColumnPosition, ObjectName,
-    RenameTableNameKind, Statement,
+    AlterTableOperation, ColumnOption, CreateTable, DataType, Expr, Ident, IndexColumn,
+    MySQLColumnPosition, ObjectName, RenameTableNameKind, Statement, TableConstraint,
 };
 use datafusion_sql::sqlparser::dialect::MySqlDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -73,7 +75,8 @@ fn qualify(schema: &str, name: &ObjectName) -> String {
 pub enum Applied {
     /// The schemas now reflect it.
     Yes,
-    /// It needs the live catalog (CREATE TABLE, keys, a statement that does not parse, ...).
+    /// It needs the live catalog (new keys, CREATE TABLE ... LIKE, a statement that does not
+    /// parse, ...).
     No,
 }
 
@@ -153,6 +156,7 @@ pub fn apply(schemas: &mut Vec<TableSchema>, schema: &str, query: &str) -> Appli
                 Applied::Yes
             }
             Statement::Truncate(_) => Applied::Yes,
+            Statement::CreateTable(create) => create_table(schemas, schema, create),
             Statement::RenameTable(renames) => {
                 for rename in renames {
                     let old = qualify(schema, &rename.old_name);
@@ -175,6 +179,88 @@ pub fn apply(schemas: &mut Vec<TableSchema>, schema: &str, query: &str) -> Appli
         }
     }
     Applied::Yes
+}
+
+/// A new table, as its CREATE TABLE defines it: a restart that replays the statement must not
+/// take today's columns for it (later DDL may have changed them).
+fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTable) -> Applied {
+    let name = qualify(schema, &create.name);
+    let Some((database, table)) = name.split_once('.') else {
+        return Applied::No;
+    };
+    if find(schemas, &name).is_some() {
+        // IF NOT EXISTS on a known table changes nothing; without it, the history and the
+        // stream disagree and only the catalog can say what the table is.
+        return if create.if_not_exists {
+            Applied::Yes
+        } else {
+            Applied::No
+        };
+    }
+    if create.like.is_some() || create.query.is_some() || create.columns.is_empty() {
+        return Applied::No;
+    }
+    let mut new = TableSchema {
+        database: database.to_string(),
+        name: table.to_string(),
+        columns: Vec::new(),
+        primary_key: Vec::new(),
+        unique_keys: Vec::new(),
+    };
+    for column in &create.columns {
+        let name = column.name.value.clone();
+        let options: Vec<ColumnOption> = column.options.iter().map(|o| o.option.clone()).collect();
+        for option in &options {
+            match option {
+                ColumnOption::PrimaryKey(_) => new.primary_key = vec![name.clone()],
+                ColumnOption::Unique(_) => new.unique_keys.push((name.clone(), vec![name.clone()])),
+                _ => {}
+            }
+        }
+        new.columns
+            .push((name, column_type(&column.data_type), nullable(&options)));
+    }
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(key) => match key_columns(&key.columns) {
+                Some(columns) => new.primary_key = columns,
+                None => return Applied::No,
+            },
+            TableConstraint::Unique(key) => match key_columns(&key.columns) {
+                // MySQL names an unnamed unique index after its first column.
+                Some(columns) => new.unique_keys.push((
+                    key.index_name
+                        .as_ref()
+                        .or(key.name.as_ref())
+                        .map(|i| i.value.clone())
+                        .unwrap_or_else(|| columns[0].clone()),
+                    columns,
+                )),
+                None => return Applied::No,
+            },
+            _ => {}
+        }
+    }
+    // Primary key columns are NOT NULL whether or not the statement says so.
+    for (name, _, nullable) in &mut new.columns {
+        if new.primary_key.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            *nullable = false;
+        }
+    }
+    schemas.push(new);
+    Applied::Yes
+}
+
+/// A key's columns; `None` for a functional key part or a prefix the history cannot follow.
+fn key_columns(columns: &[IndexColumn]) -> Option<Vec<String>> {
+    let names: Option<Vec<String>> = columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            Expr::Identifier(ident) => Some(ident.value.clone()),
+            _ => None,
+        })
+        .collect();
+    names.filter(|n| !n.is_empty())
 }
 
 fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema: &str) -> Applied {
@@ -373,10 +459,61 @@ mod tests {
     }
 
     #[test]
+    fn create_table_adds_the_table_with_its_columns_and_keys() {
+        let mut schemas = orders();
+        let created = apply(
+            &mut schemas,
+            "shop",
+            "CREATE TABLE `items` (id BIGINT UNSIGNED NOT NULL, sku VARCHAR(20) NOT NULL,
+               price DECIMAL(10,2), note TEXT, code INT UNIQUE,
+               PRIMARY KEY (id), UNIQUE KEY by_sku (sku))",
+        );
+        assert_eq!(created, Applied::Yes);
+        let items = schemas.iter().find(|t| t.name == "items").expect("items");
+        assert_eq!(items.database, "shop");
+        let columns: Vec<(&str, &str, bool)> = items
+            .columns
+            .iter()
+            .map(|(n, t, null)| (n.as_str(), t.as_str(), *null))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("id", "bigint unsigned", false),
+                ("sku", "varchar(20)", false),
+                ("price", "decimal(10,2)", true),
+                ("note", "text", true),
+                ("code", "int", true),
+            ]
+        );
+        assert_eq!(items.primary_key, ["id"]);
+        assert_eq!(
+            items.unique_keys,
+            [
+                ("code".to_string(), vec!["code".to_string()]),
+                ("by_sku".to_string(), vec!["sku".to_string()])
+            ]
+        );
+        // Known already: IF NOT EXISTS changes nothing.
+        let before = schemas.clone();
+        assert_eq!(
+            apply(
+                &mut schemas,
+                "shop",
+                "CREATE TABLE IF NOT EXISTS items (x INT)"
+            ),
+            Applied::Yes
+        );
+        assert_eq!(schemas, before);
+    }
+
+    #[test]
     fn what_needs_the_catalog_says_so() {
         let mut schemas = orders();
         for statement in [
-            "CREATE TABLE shop.t (id INT PRIMARY KEY)",
+            "CREATE TABLE shop.t2 LIKE shop.orders",
+            "CREATE TABLE shop.t3 AS SELECT * FROM shop.orders",
+            "CREATE TABLE shop.orders (id INT PRIMARY KEY)",
             "ALTER TABLE orders ADD PRIMARY KEY (note)",
             "ALTER TABLE orders DROP COLUMN id",
             "ALTER TABLE nope ADD COLUMN x INT",
