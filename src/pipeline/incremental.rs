@@ -51,6 +51,10 @@ const COMMIT_IDLE: Duration = Duration::from_millis(5);
 /// ...and under a steady load, once it is this old: larger transactions, fewer commits.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
+/// The stream's transactional producer waits little before sending: a commit waits for its
+/// messages, so the bulk-load `linger.ms` would add itself to every change's latency.
+const STREAM_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "2")];
+
 pub struct Outcome {
     pub paused: bool,
     pub events: u64,
@@ -168,7 +172,8 @@ pub async fn run(
             None => KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?,
             Some(_) => {
                 let id = transactions::transactional_id(&project.project.name.value, "incremental");
-                KafkaSink::transactional(&project.sink, MAX_IN_FLIGHT_BYTES, &id).await?
+                KafkaSink::transactional(&project.sink, MAX_IN_FLIGHT_BYTES, &id, STREAM_DEFAULTS)
+                    .await?
             }
         },
         messages: Messages::default(),

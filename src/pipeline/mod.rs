@@ -414,6 +414,7 @@ async fn full_sync(
                     &project.sink,
                     MAX_IN_FLIGHT_BYTES / options.full_concurrency,
                     &transactions::transactional_id(&options.name.value, &format!("full-{reader}")),
+                    &[],
                 )
                 .await?,
             ),

@@ -132,18 +132,23 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A producer with the sink's properties; at most `max_in_flight_bytes` unacknowledged.
     pub fn new(sink: &SinkDef, max_in_flight_bytes: usize) -> Result<KafkaSink> {
-        Self::with_config(sink, max_in_flight_bytes, None)
+        Self::with_config(sink, max_in_flight_bytes, None, &[])
     }
 
     /// A transactional producer (`exactly_once`): every message is sent inside a transaction
     /// that [`KafkaSink::begin`] opens and [`KafkaSink::commit`] commits. Taking the id fences
     /// any earlier producer with it and aborts that producer's open transaction.
+    ///
+    /// `defaults` override the bulk-load defaults (the sink's own properties still win): a commit
+    /// waits for every message in it, so a stream commits sooner with a short `linger.ms`.
     pub async fn transactional(
         sink: &SinkDef,
         max_in_flight_bytes: usize,
         transactional_id: &str,
+        defaults: &[(&str, &str)],
     ) -> Result<KafkaSink> {
-        let producer = Self::with_config(sink, max_in_flight_bytes, Some(transactional_id))?;
+        let producer =
+            Self::with_config(sink, max_in_flight_bytes, Some(transactional_id), defaults)?;
         producer.blocking(
             format!("exactly_once: starting transactional producer {transactional_id}"),
             |p| p.init_transactions(super::transactions::COMMIT_TIMEOUT),
@@ -155,9 +160,10 @@ impl KafkaSink {
         sink: &SinkDef,
         max_in_flight_bytes: usize,
         transactional_id: Option<&str>,
+        defaults: &[(&str, &str)],
     ) -> Result<KafkaSink> {
         let mut config = rdkafka::ClientConfig::new();
-        for (key, value) in DEFAULTS {
+        for (key, value) in DEFAULTS.iter().chain(defaults) {
             config.set(*key, *value);
         }
         for (key, value) in &sink.properties {

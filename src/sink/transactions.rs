@@ -14,11 +14,12 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
+use rdkafka::{ClientConfig, ClientContext};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -159,14 +160,28 @@ pub async fn read_progress(sink: &SinkDef, project: &str, run: &str) -> Result<V
         .map_err(|e| Error::Definite(format!("reading {STATE_TOPIC} failed: {e}")))?
 }
 
+/// The state reader's client context: reaching the end of the topic is how it knows it is done,
+/// not an error to log.
+struct StateReader;
+
+impl ClientContext for StateReader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for StateReader {}
+
 fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<Vec<Progress>> {
     let kafka = |context: String| move |source: KafkaError| Error::Kafka { context, source };
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<StateReader> = config
         .set("group.id", "tributary-state-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(StateReader)
         .map_err(kafka(format!("sink `{sink}`: cannot create a consumer")))?;
     let mut assignment = TopicPartitionList::new();
     assignment
