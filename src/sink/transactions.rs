@@ -166,7 +166,7 @@ struct StateReader;
 
 impl ClientContext for StateReader {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
             tracing::error!("librdkafka: {error}: {reason}");
         }
     }
