@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::Queryable;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 fn now_micros() -> i64 {
     SystemTime::now()
@@ -41,19 +41,25 @@ async fn main() {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("latency_probe_{}", now_micros()))
-        .set("auto.offset.reset", "latest")
         .set("fetch.wait.max.ms", "5")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    // Let the consumer join before writing, so no message is missed.
-    let join = Instant::now();
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) == 0
-        && join.elapsed() < Duration::from_secs(20)
-    {
-        consumer.poll(Duration::from_millis(100));
+    // Read every partition from its end as it is before the first write, so no row is missed
+    // (`auto.offset.reset = latest` resolves the end lazily, after the writes began).
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(20))
+        .expect("topic metadata");
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(20))
+            .expect("watermarks");
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Offset(high))
+            .expect("partition");
     }
+    consumer.assign(&assignment).expect("assign");
 
     let total = rate * seconds;
     let writer_table = table.clone();
