@@ -11,6 +11,11 @@ use mysql_async::prelude::*;
 use serde_json::Value;
 use tributary::source::gtid::MysqlGtidSet;
 
+/// One test at a time on Dolt: its information_schema fails ("could not resolve initial root for
+/// database …") while another session is creating a database, which the tests here all do.
+static DOLT: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
 /// A project reading the test Dolt server, with one-partition topics (so a topic keeps the
 /// stream's total order, DDL included).
 fn dolt_project(name: &str, options: &str, syncs: &str) -> common::Project {
@@ -84,6 +89,7 @@ fn kinds(records: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn handoff_dml_ddl_and_restarts_follow_the_gtid_set() {
+    let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
     let db = common::unique("my_flavor");
     let mut conn = common::dolt().await;
@@ -182,6 +188,7 @@ INSERT INTO {db}.t VALUES (4, 'four', 4.00, NULL, 8, 1, 2.5, NULL, 'after')"
 
 #[tokio::test]
 async fn start_gtid_streams_only_transactions_outside_the_set() {
+    let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
     let db = common::unique("my_start");
     let mut conn = common::dolt().await;
@@ -228,6 +235,7 @@ UPDATE {db}.t SET v = 'changed' WHERE id = 1"
 
 #[tokio::test]
 async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
+    let _one_at_a_time = DOLT.lock().await;
     let project = dolt_project(
         "my_bad_gtid",
         ", sync = 'incremental', start_gtid = '0-1-42'",
@@ -252,6 +260,7 @@ async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
 
 #[tokio::test]
 async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
+    let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
     let db = common::unique("my_check");
     let mut conn = common::dolt().await;
@@ -278,6 +287,7 @@ async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
 
 #[tokio::test]
 async fn kill_9_mid_stream_then_the_gtid_set_resumes_with_nothing_lost() {
+    let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
     let db = common::unique("my_kill");
     let mut conn = common::dolt().await;
