@@ -398,27 +398,22 @@ async fn full_sync(
 
     // Exactly once: a transactional producer per reader, each chunk one transaction. The
     // in-flight bound is shared out so memory stays where it is without transactions.
-    let shared = match exactly_once {
-        None => Some(Arc::new(KafkaSink::new(
-            &project.sink,
-            MAX_IN_FLIGHT_BYTES,
-        )?)),
-        Some(_) => None,
-    };
     let mut sinks = Vec::new();
-    for reader in 0..options.full_concurrency {
-        sinks.push(match (&shared, exactly_once) {
-            (Some(sink), _) => Arc::clone(sink),
-            (None, _) => Arc::new(
-                KafkaSink::transactional(
-                    &project.sink,
-                    MAX_IN_FLIGHT_BYTES / options.full_concurrency,
-                    &transactions::transactional_id(&options.name.value, &format!("full-{reader}")),
-                    &[],
-                )
-                .await?,
-            ),
-        });
+    match exactly_once {
+        None => {
+            let shared = Arc::new(KafkaSink::new(&project.sink, MAX_IN_FLIGHT_BYTES)?);
+            sinks.resize(options.full_concurrency, shared);
+        }
+        Some(_) => {
+            for reader in 0..options.full_concurrency {
+                let id =
+                    transactions::transactional_id(&options.name.value, &format!("full-{reader}"));
+                let budget = MAX_IN_FLIGHT_BYTES / options.full_concurrency;
+                sinks.push(Arc::new(
+                    KafkaSink::transactional(&project.sink, budget, &id, &[]).await?,
+                ));
+            }
+        }
     }
     let tables = Arc::new(tables);
     let chunk_defs = Arc::new(chunk_defs);
