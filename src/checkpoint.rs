@@ -159,6 +159,33 @@ pub struct Checkpoint {
     /// state topic (see `sink::transactions`).
     #[serde(default)]
     pub run_id: String,
+    /// With `exactly_once`: how many Kafka transactions of incremental sync the state below
+    /// includes; the state topic's records overlay only what is newer.
+    #[serde(default)]
+    pub exactly_once_commits: u64,
+    /// The layout this file was written with (0: before MySQL positions held whole GTID sets).
+    #[serde(default)]
+    pub format: u32,
+}
+
+/// The checkpoint layout this build writes: MySQL positions hold the whole executed GTID set.
+pub const FORMAT: u32 = 1;
+
+impl Checkpoint {
+    /// Brings a checkpoint of an older layout up to [`FORMAT`].
+    pub fn upgrade(&mut self, source: crate::project::SourceKind) {
+        if self.format >= FORMAT {
+            return;
+        }
+        // Older builds kept only a MySQL stream's last GTID, not its executed set: resuming from
+        // it by GTID would replay the binlog. The file and position still hold.
+        if source != crate::project::SourceKind::MariaDb
+            && let Some(position) = &mut self.incremental
+        {
+            position.gtid = None;
+        }
+        self.format = FORMAT;
+    }
 }
 
 pub fn unix_now() -> u64 {
@@ -239,6 +266,38 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_mysql_positions_lose_their_last_gtid_but_keep_the_file() {
+        let position = BinlogPosition {
+            file: "mysql-bin.000007".into(),
+            pos: 1234,
+            gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:57".into()),
+        };
+        let mut old = Checkpoint {
+            incremental: Some(position.clone()),
+            ..Checkpoint::default()
+        };
+        let mut mariadb = old.clone();
+        old.upgrade(crate::project::SourceKind::MySql);
+        let upgraded = old.incremental.as_ref().unwrap();
+        assert_eq!(
+            (upgraded.file.as_str(), upgraded.pos),
+            ("mysql-bin.000007", 1234)
+        );
+        assert_eq!(upgraded.gtid, None);
+        assert_eq!(old.format, FORMAT);
+        // MariaDB positions were always whole; a current checkpoint is left alone.
+        mariadb.upgrade(crate::project::SourceKind::MariaDb);
+        assert_eq!(mariadb.incremental, Some(position.clone()));
+        let mut current = Checkpoint {
+            incremental: Some(position.clone()),
+            format: FORMAT,
+            ..Checkpoint::default()
+        };
+        current.upgrade(crate::project::SourceKind::MySql);
+        assert_eq!(current.incremental, Some(position));
+    }
 
     #[test]
     fn saves_atomically_and_loads_back() {

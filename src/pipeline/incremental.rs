@@ -219,7 +219,9 @@ pub async fn run(
                 if let Err(e) = advance(&mut pending, checkpoint, &stream.metrics) {
                     break Err(e);
                 }
-                store.save(checkpoint)?;
+                if let Err(e) = store.save(checkpoint) {
+                    break Err(e);
+                }
                 if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
                     last_heartbeat = Instant::now();
                     let sent = match &mut batch {
@@ -344,7 +346,9 @@ pub async fn run(
             break Err(e);
         }
         if last_save.elapsed() >= SAVE_EVERY {
-            store.save(checkpoint)?;
+            if let Err(e) = store.save(checkpoint) {
+                break Err(e);
+            }
             last_save = Instant::now();
         }
     };
@@ -440,28 +444,33 @@ impl KafkaTransaction {
     async fn commit(
         &mut self,
         sink: &KafkaSink,
-        checkpoint: &Checkpoint,
+        checkpoint: &mut Checkpoint,
         pending: &mut VecDeque<Pending>,
     ) -> Result<()> {
         if self.opened.take().is_none() {
             return Ok(());
         }
+        let commit = checkpoint.exactly_once_commits + 1;
         let mut progress = Vec::new();
         if let Some(last) = self.members.last() {
             let earlier: u64 = pending.iter().map(|p| p.changes).sum();
             let changes: u64 = self.members.iter().map(|p| p.changes).sum();
             progress.push(Progress::Incremental {
+                commit,
                 position: last.end.clone(),
                 committed: u64::from(last.committed),
                 changes: checkpoint.incremental_changes + earlier + changes,
             });
         }
         if let Some(schemas) = self.members.iter().rev().find_map(|p| p.schemas.clone()) {
-            progress.push(Progress::Schemas { schemas });
+            progress.push(Progress::Schemas { commit, schemas });
         }
         if let Err(e) = sink.commit(&self.state, &progress).await {
             self.abort(sink);
             return Err(e);
+        }
+        if !progress.is_empty() {
+            checkpoint.exactly_once_commits = commit;
         }
         pending.extend(self.members.drain(..));
         Ok(())

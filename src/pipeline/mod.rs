@@ -109,8 +109,10 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let store = state_store(project, options.state_dir.as_deref());
     let mut checkpoint = store.load()?.unwrap_or_else(|| Checkpoint {
         project: project.project.name.value.clone(),
+        format: checkpoint::FORMAT,
         ..Checkpoint::default()
     });
+    checkpoint.upgrade(project.source.kind);
     // Every table's encoder is built before anything is written: a format this build cannot
     // write fails the run up front.
     for table in &plan.tables {
@@ -135,6 +137,13 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let exactly_once = if project.project.exactly_once {
         Some(exactly_once_state(project, &mut checkpoint, &store).await?)
     } else {
+        if !checkpoint.run_id.is_empty() {
+            // Without transactions the file moves on alone: what the state topic holds for the
+            // old run id must not overlay it if exactly_once comes back.
+            checkpoint.run_id.clear();
+            checkpoint.exactly_once_commits = 0;
+            store.save(&mut checkpoint)?;
+        }
         None
     };
     let mut summary = RunSummary {
@@ -221,15 +230,21 @@ async fn exactly_once_state(
         run: checkpoint.run_id.clone(),
     };
     transactions::ensure_state_topic(&project.sink, project.project.topic_replication).await?;
+    // Fence this project's producers first: a crashed run's open transactions are aborted, so
+    // reading committed records is not stopped short of the ones committed after them.
+    let roles = std::iter::once("incremental".to_string())
+        .chain((0..project.project.full_concurrency).map(|reader| format!("full-{reader}")));
+    for role in roles {
+        let id = transactions::transactional_id(&state.project, &role);
+        drop(KafkaSink::transactional(&project.sink, 1 << 20, &id, &[]).await?);
+    }
     let progress = transactions::read_progress(&project.sink, &state.project, &state.run).await?;
     if !progress.is_empty() {
         tracing::info!(
             records = progress.len(),
             "exactly_once: progress committed to Kafka overlays the local checkpoint"
         );
-        for record in progress {
-            record.apply(checkpoint);
-        }
+        transactions::overlay(checkpoint, progress);
         store.save(checkpoint)?;
     }
     Ok(state)

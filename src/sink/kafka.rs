@@ -127,6 +127,8 @@ pub struct KafkaSink {
     in_flight: Arc<Semaphore>,
     /// Permits are KiB of payload; one message never asks for more than all of them.
     max_permits: u32,
+    /// With `exactly_once`, for messages.
+    transactional_id: Option<String>,
 }
 
 impl KafkaSink {
@@ -186,6 +188,7 @@ impl KafkaSink {
             producer,
             in_flight,
             max_permits,
+            transactional_id: transactional_id.map(str::to_string),
         })
     }
 
@@ -246,7 +249,12 @@ impl KafkaSink {
         self.producer
             .begin_transaction()
             .map_err(|source| Error::Kafka {
-                context: "exactly_once: cannot begin a Kafka transaction".to_string(),
+                context: format!(
+                    "exactly_once: cannot begin a Kafka transaction with transactional id {}; \
+                     the brokers must support transactions and the sink's user needs WRITE on \
+                     that TransactionalId",
+                    self.transactional_id.as_deref().unwrap_or_default()
+                ),
                 source,
             })
     }
@@ -293,9 +301,15 @@ impl KafkaSink {
         }
         let started = std::time::Instant::now();
         let committed = self.blocking(
-            "exactly_once: Kafka did not commit the transaction; a rerun continues after the \
-             last committed one"
-                .to_string(),
+            format!(
+                "exactly_once: Kafka did not commit transaction {} ({}); a rerun continues after \
+                 the last committed one. If another run of this project took over the \
+                 transactional id, stop one of them; if a full-sync chunk outlasts the \
+                 producer's transaction.timeout.ms, lower `chunk_rows` or raise \
+                 'transaction.timeout.ms' on the sink",
+                self.transactional_id.as_deref().unwrap_or_default(),
+                state.project
+            ),
             |p| p.commit_transaction(super::transactions::COMMIT_TIMEOUT),
         );
         tracing::debug!(elapsed = ?started.elapsed(), "exactly_once: transaction committed");

@@ -5,9 +5,9 @@
 //! written into the same transaction, as a record of the compacted state topic. Kafka commits
 //! both or neither, so after a crash the state topic says exactly what consumers reading
 //! committed data (`isolation.level = read_committed`) have seen: a restart continues from there
-//! and sends nothing twice. The local checkpoint file is still written after every commit (for
-//! `status`); at start the state topic's records overlay it, because a crash between a commit
-//! and the file's save leaves the file behind.
+//! and sends nothing twice. The local checkpoint file is still written (after each full-sync
+//! chunk, and at least every 500 ms while streaming); at start the state topic's newer records
+//! overlay it, because a crash between a commit and the file's save leaves the file behind.
 //!
 //! Records are keyed `project/run/…`: `run` is a random id kept in the local checkpoint, so
 //! `tributary reset` (which forgets the file) also forgets the progress in the topic.
@@ -51,12 +51,17 @@ pub enum Progress {
     /// Incremental sync: every source transaction up to `position` is in this or an earlier
     /// transaction.
     Incremental {
+        /// Which Kafka transaction of incremental sync this is (1, 2, ...).
+        commit: u64,
         position: BinlogPosition,
         committed: u64,
         changes: u64,
     },
     /// The schema history after a DDL in this transaction.
-    Schemas { schemas: Vec<TableSchema> },
+    Schemas {
+        commit: u64,
+        schemas: Vec<TableSchema>,
+    },
 }
 
 impl Progress {
@@ -76,10 +81,14 @@ impl Progress {
             .map_err(|e| Error::Definite(format!("cannot serialize progress: {e}")))?;
         Ok((self.key(project, run), payload))
     }
+}
 
-    /// Records this progress in the checkpoint.
-    pub fn apply(self, checkpoint: &mut Checkpoint) {
-        match self {
+/// Records in the checkpoint the progress the state topic holds (oldest first) where it is newer
+/// than the checkpoint's own: a chunk done, the position and the schemas of a later commit.
+pub fn overlay(checkpoint: &mut Checkpoint, records: Vec<Progress>) {
+    let known = checkpoint.exactly_once_commits;
+    for record in records {
+        match record {
             Progress::Chunk { table, chunk, rows } => {
                 if let Some(c) = checkpoint
                     .tables
@@ -91,15 +100,20 @@ impl Progress {
                 }
             }
             Progress::Incremental {
+                commit,
                 position,
                 committed,
                 changes,
-            } => {
+            } if commit > known => {
                 checkpoint.incremental = Some(position);
                 checkpoint.incremental_committed = committed;
                 checkpoint.incremental_changes = changes;
+                checkpoint.exactly_once_commits = commit;
             }
-            Progress::Schemas { schemas } => checkpoint.schemas = Some(schemas),
+            Progress::Schemas { commit, schemas } if commit > known => {
+                checkpoint.schemas = Some(schemas)
+            }
+            Progress::Incremental { .. } | Progress::Schemas { .. } => {}
         }
     }
 }
@@ -195,13 +209,22 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
     loop {
         if std::time::Instant::now() > deadline {
             return Err(Error::Sink(format!(
-                "exactly_once: could not read {STATE_TOPIC} to its end within {} s",
+                "exactly_once: could not read {STATE_TOPIC} to its end within {} s; another \
+                 producer's open transaction may hold it back: retry after its \
+                 transaction.timeout.ms (60 s by default)",
                 READ_TIMEOUT.as_secs()
             )));
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(_))) => break,
+            // Just created: the partition may take a moment to have a leader.
+            Some(Err(e))
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    || e.rdkafka_error_code() == Some(RDKafkaErrorCode::LeaderNotAvailable) =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             Some(Err(e)) => {
                 return Err(Error::Kafka {
                     context: format!("sink `{sink}`: reading {STATE_TOPIC}"),
@@ -260,6 +283,7 @@ mod tests {
                 rows: 5,
             },
             Progress::Incremental {
+                commit: 3,
                 position: BinlogPosition {
                     file: "mysql-bin.000002".into(),
                     pos: 1234,
@@ -269,24 +293,40 @@ mod tests {
                 changes: 42,
             },
         ];
+        let mut read = Vec::new();
         for record in records {
             let (key, payload) = record.record("p", "r1").unwrap();
             assert!(key.starts_with("p/r1/"), "{key}");
             let back: Progress = serde_json::from_slice(&payload).unwrap();
             assert_eq!(back, record);
-            back.apply(&mut checkpoint);
+            read.push(back);
         }
+        overlay(&mut checkpoint, read);
         let chunks = &checkpoint.tables["shop.orders"].chunks;
         assert!(!chunks[0].done);
         assert!(chunks[1].done && chunks[1].rows == 5);
         assert_eq!(checkpoint.incremental.as_ref().unwrap().pos, 1234);
         assert_eq!(checkpoint.incremental_changes, 42);
-        // A chunk the checkpoint does not know is ignored, not a panic.
-        Progress::Chunk {
+        assert_eq!(checkpoint.exactly_once_commits, 3);
+        // An older commit (a record read past a newer file) does not move the checkpoint back;
+        // a chunk the checkpoint does not know is ignored, not a panic.
+        let older = Progress::Incremental {
+            commit: 2,
+            position: BinlogPosition {
+                file: "mysql-bin.000001".into(),
+                pos: 4,
+                gtid: None,
+            },
+            committed: 1,
+            changes: 1,
+        };
+        let gone = Progress::Chunk {
             table: "shop.gone".into(),
             chunk: 7,
             rows: 1,
-        }
-        .apply(&mut checkpoint);
+        };
+        overlay(&mut checkpoint, vec![older, gone]);
+        assert_eq!(checkpoint.incremental.as_ref().unwrap().pos, 1234);
+        assert_eq!(checkpoint.incremental_changes, 42);
     }
 }

@@ -114,8 +114,11 @@ pub struct BinlogReader {
     gtids: Option<GtidPosition>,
     /// The GTID of the transaction being read.
     current_gtid: Option<TransactionGtid>,
-    /// With `until_end` on a GTID stream: the server's executed set when the stream started.
-    caught_up_at: Option<MysqlGtidSet>,
+    /// With `until_end` on a GTID stream: the server's executed set, and its binlog file and
+    /// position, when the stream started. Reading either ends the stream.
+    caught_up_at: Option<(MysqlGtidSet, BinlogPosition)>,
+    /// The end of the last transaction or statement returned.
+    read_to: Option<(String, u64)>,
     /// Which tables' rows to keep: rows of other tables are not held until the commit.
     keep: TableFilter,
     file: String,
@@ -156,11 +159,14 @@ impl BinlogReader {
                     // Not every server takes the non-blocking flag with a GTID request (Dolt
                     // refuses it): the stream ends once it has read what the server had
                     // executed when it started.
-                    caught_up_at = super::snapshot::binlog_position(source)
-                        .await?
-                        .and_then(|end| end.gtid)
-                        .map(|end| MysqlGtidSet::parse(&end).map_err(Error::Definite))
-                        .transpose()?;
+                    caught_up_at = match super::snapshot::binlog_position(source).await? {
+                        Some(end) => {
+                            let set = MysqlGtidSet::parse(end.gtid.as_deref().unwrap_or_default())
+                                .map_err(Error::Definite)?;
+                            Some((set, end))
+                        }
+                        None => None,
+                    };
                 }
             }
         }
@@ -197,6 +203,7 @@ impl BinlogReader {
             gtids,
             current_gtid: None,
             caught_up_at,
+            read_to: None,
             keep: Box::new(|_, _| true),
             file: from.file.clone(),
             pending: Vec::new(),
@@ -227,6 +234,7 @@ impl BinlogReader {
             gtids: Some(GtidPosition::MySql(MysqlGtidSet::default())),
             current_gtid: None,
             caught_up_at: None,
+            read_to: None,
             keep: Box::new(|_, _| true),
             file: file.to_string(),
             pending: Vec::new(),
@@ -237,11 +245,27 @@ impl BinlogReader {
     /// The next committed transaction or statement; `None` when a non-blocking stream reached
     /// the end of the binlog.
     pub async fn next(&mut self) -> Result<Option<Change>> {
-        if let (Some(end), Some(GtidPosition::MySql(read))) = (&self.caught_up_at, &self.gtids)
-            && read.contains(end)
-        {
-            return Ok(None);
+        if let Some((end_set, end)) = &self.caught_up_at {
+            let set_read =
+                matches!(&self.gtids, Some(GtidPosition::MySql(read)) if read.contains(end_set));
+            // GTIDs the binlog does not hold (added with gtid_purged) never arrive: the file
+            // and position of the same moment end the stream too.
+            let position_read = self
+                .read_to
+                .as_ref()
+                .is_some_and(|(file, pos)| (file.as_str(), *pos) >= (end.file.as_str(), end.pos));
+            if set_read || position_read {
+                return Ok(None);
+            }
         }
+        let change = self.next_change().await?;
+        if let Some(Change::Transaction { end, .. } | Change::Statement { end, .. }) = &change {
+            self.read_to = Some((end.file.clone(), end.pos));
+        }
+        Ok(change)
+    }
+
+    async fn next_change(&mut self) -> Result<Option<Change>> {
         loop {
             let Some(event) = self.stream.next(&self.file).await else {
                 return Ok(None);
@@ -323,6 +347,14 @@ impl BinlogReader {
                     });
                 }
                 Some(EventData::XidEvent(_)) => return Ok(Some(self.commit(end, timestamp))),
+                Some(EventData::TransactionPayloadEvent(_)) => {
+                    return Err(Error::Definite(format!(
+                        "a compressed transaction at {}:{}; tributary reads uncompressed row \
+                         events: SET GLOBAL binlog_transaction_compression = OFF on the source \
+                         (and in its config) and start again after this transaction",
+                        end.file, end.pos
+                    )));
+                }
                 Some(EventData::RowsEvent(rows)) => self.collect_rows(&rows, &end)?,
                 None if self.in_transaction => {
                     return Err(Error::Definite(format!(

@@ -197,6 +197,10 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
             Applied::No
         };
     }
+    if create.temporary {
+        // A session's temporary table is not a table to sync.
+        return Applied::Yes;
+    }
     if create.like.is_some() || create.query.is_some() || create.columns.is_empty() {
         return Applied::No;
     }
@@ -227,15 +231,13 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
                 None => return Applied::No,
             },
             TableConstraint::Unique(key) => match key_columns(&key.columns) {
-                // MySQL names an unnamed unique index after its first column.
-                Some(columns) => new.unique_keys.push((
-                    key.index_name
-                        .as_ref()
-                        .or(key.name.as_ref())
-                        .map(|i| i.value.clone())
-                        .unwrap_or_else(|| columns[0].clone()),
-                    columns,
-                )),
+                Some(columns) => {
+                    let name = match key.index_name.as_ref().or(key.name.as_ref()) {
+                        Some(name) => name.value.clone(),
+                        None => unnamed_index(&new, &columns[0]),
+                    };
+                    new.unique_keys.push((name, columns));
+                }
                 None => return Applied::No,
             },
             _ => {}
@@ -249,6 +251,18 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
     }
     schemas.push(new);
     Applied::Yes
+}
+
+/// MySQL names an unnamed index after its first column, then `_2`, `_3`, ... when taken.
+fn unnamed_index(table: &TableSchema, column: &str) -> String {
+    let taken = |name: &str| table.unique_keys.iter().any(|(n, _)| n == name);
+    if !taken(column) {
+        return column.to_string();
+    }
+    (2..)
+        .map(|n| format!("{column}_{n}"))
+        .find(|name| !taken(name))
+        .unwrap_or_default()
 }
 
 /// A key's columns; `None` for a functional key part or a prefix the history cannot follow.
@@ -466,7 +480,7 @@ mod tests {
             "shop",
             "CREATE TABLE `items` (id BIGINT UNSIGNED NOT NULL, sku VARCHAR(20) NOT NULL,
                price DECIMAL(10,2), note TEXT, code INT UNIQUE,
-               PRIMARY KEY (id), UNIQUE KEY by_sku (sku))",
+               PRIMARY KEY (id), UNIQUE KEY by_sku (sku), UNIQUE (code, sku))",
         );
         assert_eq!(created, Applied::Yes);
         let items = schemas.iter().find(|t| t.name == "items").expect("items");
@@ -491,9 +505,22 @@ mod tests {
             items.unique_keys,
             [
                 ("code".to_string(), vec!["code".to_string()]),
-                ("by_sku".to_string(), vec!["sku".to_string()])
+                ("by_sku".to_string(), vec!["sku".to_string()]),
+                (
+                    "code_2".to_string(),
+                    vec!["code".to_string(), "sku".to_string()]
+                )
             ]
         );
+        assert_eq!(
+            apply(
+                &mut schemas,
+                "shop",
+                "CREATE TEMPORARY TABLE scratch (x INT)"
+            ),
+            Applied::Yes
+        );
+        assert!(schemas.iter().all(|t| t.name != "scratch"));
         // Known already: IF NOT EXISTS changes nothing.
         let before = schemas.clone();
         assert_eq!(
