@@ -179,13 +179,8 @@ async fn kill_9_mid_stream_then_rerun_sends_every_row_once() {
 #[tokio::test]
 async fn check_names_the_state_topic() {
     common::require_kafka();
-    let db = common::unique("eo_check");
     let mut conn = common::mariadb().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY)"),
-    )
-    .await;
+    let (db, _) = common::new_table(&mut conn, "eo_check", "id INT PRIMARY KEY").await;
     let project = project(
         "eo_check",
         ", sync = 'schema, full'",

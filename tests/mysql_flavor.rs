@@ -262,13 +262,8 @@ async fn a_mariadb_gtid_on_a_mysql_source_is_refused_before_anything_runs() {
 async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
     let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
-    let db = common::unique("my_check");
     let mut conn = common::dolt().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY)"),
-    )
-    .await;
+    let (db, _) = common::new_table(&mut conn, "my_check", "id INT PRIMARY KEY").await;
     let project = dolt_project(
         "my_check",
         ", sync = 'schema, full, incremental'",
@@ -289,14 +284,9 @@ async fn check_passes_on_a_gtid_server_and_says_how_the_stream_is_positioned() {
 async fn kill_9_mid_stream_then_the_gtid_set_resumes_with_nothing_lost() {
     let _one_at_a_time = DOLT.lock().await;
     common::require_kafka();
-    let db = common::unique("my_kill");
     let mut conn = common::dolt().await;
-    common::run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))"),
-    )
-    .await;
-    let topic = common::unique("my_kill");
+    let (db, topic) =
+        common::new_table(&mut conn, "my_kill", "id INT PRIMARY KEY, v VARCHAR(20)").await;
     let project = dolt_project(
         "my_kill",
         ", sync = 'schema, full, incremental'",

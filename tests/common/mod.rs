@@ -301,17 +301,22 @@ pub async fn streamed_table(
     columns: &str,
     project: impl FnOnce(&str) -> Project,
 ) -> (String, String, Project, Conn) {
-    let db = unique(name);
     let mut conn = mariadb().await;
-    run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t ({columns})"),
-    )
-    .await;
-    let topic = unique(name);
+    let (db, topic) = new_table(&mut conn, name, columns).await;
     let project = project(&format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"));
     project.catch_up();
     (db, topic, project, conn)
+}
+
+/// A new database `{name}_…` with table `t (columns)` on `conn`'s server, and a new topic name.
+pub async fn new_table(conn: &mut Conn, name: &str, columns: &str) -> (String, String) {
+    let db = unique(name);
+    run_sql(
+        conn,
+        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t ({columns})"),
+    )
+    .await;
+    (db, unique(name))
 }
 
 /// Starts `project` streaming, inserts `rows` rows `(id, 'v')` into `table` in transactions of
