@@ -286,44 +286,28 @@ pub async fn run(
         }
         let acks = Acks::new();
         let mut schemas = None;
-        let commit_time = match &change {
-            Change::Transaction { timestamp, .. } | Change::Statement { timestamp, .. } => {
-                *timestamp
-            }
+        let (end, commit_time) = match &change {
+            Change::Transaction { end, timestamp, .. }
+            | Change::Statement { end, timestamp, .. } => (end.clone(), *timestamp),
         };
-        let end = match change {
-            Change::Transaction {
-                changes,
-                end,
-                timestamp,
-            } => {
-                let meta = ChangeMeta {
-                    timestamp,
-                    position: format!("{}:{}", end.file, end.pos),
-                };
-                let skipped = skip_before.is_some_and(|t| i64::from(timestamp) < t);
+        let meta = ChangeMeta {
+            timestamp: commit_time,
+            position: format!("{}:{}", end.file, end.pos),
+        };
+        match change {
+            Change::Transaction { changes, .. } => {
+                let skipped = skip_before.is_some_and(|t| i64::from(commit_time) < t);
                 if !skipped && let Err(e) = stream.transaction(changes, &meta, &acks).await {
                     break Err(e);
                 }
-                end
             }
-            Change::Statement {
-                schema,
-                query,
-                end,
-                timestamp,
-            } => {
-                let meta = ChangeMeta {
-                    timestamp,
-                    position: format!("{}:{}", end.file, end.pos),
-                };
+            Change::Statement { schema, query, .. } => {
                 match stream.statement(&schema, &query, &meta, &acks).await {
                     Ok(new_schemas) => schemas = new_schemas,
                     Err(e) => break Err(e),
                 }
-                end
             }
-        };
+        }
         let sent = Pending {
             end,
             changes: acks.sent(),
