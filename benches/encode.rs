@@ -100,17 +100,7 @@ fn encode_formats(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(ROWS as u64));
-    for format in [
-        Format::Default,
-        Format::DefaultExtendColumnType,
-        Format::Canal,
-        Format::DataworksV2,
-        Format::Shareplex,
-        Format::Debezium,
-        Format::DebeziumFlatten,
-        Format::DebeziumSmt,
-        Format::Maxwell,
-    ] {
+    for &format in Format::ALL {
         let mut encoder = Encoder::new(format, context.clone()).unwrap();
         let mut messages = Messages::default();
         group.bench_function(format!("{format}_8192_rows_10_columns"), |b| {

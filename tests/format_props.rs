@@ -13,18 +13,6 @@ use tributary::plan::{ColumnDef, SqlType};
 use tributary::project::Format;
 use tributary::transform::Emit;
 
-const FORMATS: &[Format] = &[
-    Format::Default,
-    Format::DefaultExtendColumnType,
-    Format::Canal,
-    Format::DataworksV2,
-    Format::Shareplex,
-    Format::Debezium,
-    Format::DebeziumFlatten,
-    Format::DebeziumSmt,
-    Format::Maxwell,
-];
-
 fn column(name: &str, column_type: &str) -> ColumnDef {
     ColumnDef {
         name: name.into(),
@@ -106,7 +94,7 @@ proptest! {
             Arc::new(StringArray::from(vec![note.clone()])),
         ];
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
-        for format in FORMATS {
+        for format in Format::ALL {
             let context = TableContext {
                 database: "db".into(),
                 table: "t".into(),

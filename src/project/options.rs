@@ -296,12 +296,14 @@ macro_rules! choice_enum {
         impl Choice for $name {
             const NAMES: &'static [&'static str] = &[$($text),+];
             fn from_index(i: usize) -> Self {
-                const ALL: &[$name] = &[$($name::$variant),+];
-                ALL[i]
+                Self::ALL[i]
             }
         }
 
         impl $name {
+            /// Every value, in the order of `NAMES`.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             pub fn name(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
