@@ -262,36 +262,16 @@ impl KafkaSink {
     /// Adds `progress` to the open transaction and commits it: Kafka then holds the messages
     /// and the progress they make, or neither.
     pub async fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
+        // Their delivery is part of the commit: the counter only serves `send`.
+        let acks = Acks::new();
         for record in progress {
             let (key, payload) = record.record(&state.project, &state.run)?;
-            // Its delivery is part of the commit: the counter is only there for the callback.
-            let acks = Acks::new();
-            acks.pending.fetch_add(1, Ordering::AcqRel);
-            let mut record = BaseRecord::<[u8], [u8], Box<Delivery>>::with_opaque_to(
-                STATE_TOPIC,
-                Box::new(Delivery { acks, permits: 0 }),
-            )
-            .partition(0)
-            .key(key.as_bytes())
-            .payload(payload.as_slice());
-            // The state topic's records are few and small: a full queue only needs a moment.
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((source, _)) => {
-                        return Err(Error::Kafka {
-                            context: format!(
-                                "exactly_once: cannot write progress to {STATE_TOPIC}"
-                            ),
-                            source,
-                        });
-                    }
-                }
-            }
+            self.send(STATE_TOPIC, 0, Some(key.as_bytes()), &payload, &acks)
+                .await
+                .map_err(|source| Error::Kafka {
+                    context: format!("exactly_once: cannot write progress to {STATE_TOPIC}"),
+                    source,
+                })?;
         }
         // rust-rdkafka's commit first flushes by polling in steps of up to 100 ms, which the
         // producer's own polling thread keeps losing: deliver everything here, then commit.
