@@ -16,21 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// A key value as stored in chunk bounds; mirrors the MySQL protocol's value kinds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyValue {
-    Int(i64),
-    UInt(u64),
-    Double(f64),
-    /// Text and binary keys, kept byte-exact.
-    Bytes(Vec<u8>),
-    /// Year, month, day, hour, minute, second, microsecond.
-    DateTime([u32; 7]),
-    /// Negative, days, hours, minutes, seconds, microseconds.
-    Time(bool, u32, u8, u8, u8, u32),
-}
+use crate::position::{BinlogPosition, KeyRange, KeyValue};
+use crate::source::history::TableSchema;
 
 /// A primary-key range: rows with `lower < key <= upper`; `None` is unbounded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +28,26 @@ pub struct Chunk {
     /// Rows read from the source for this chunk (after it finished).
     #[serde(default)]
     pub rows: u64,
+}
+
+impl Chunk {
+    /// A planned chunk, not read yet.
+    pub fn planned(range: KeyRange) -> Chunk {
+        Chunk {
+            lower: range.lower,
+            upper: range.upper,
+            done: false,
+            rows: 0,
+        }
+    }
+
+    /// The key range the chunk covers.
+    pub fn range(&self) -> KeyRange {
+        KeyRange {
+            lower: self.lower.clone(),
+            upper: self.upper.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,68 +68,35 @@ impl TableProgress {
     }
 }
 
-/// One table's schema in the schema history.
+/// One step of acknowledged progress: the only way the checkpoint moves while a run sends
+/// (see [`Checkpoint::record`]), and, with `exactly_once`, what a Kafka transaction commits with
+/// the messages it covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableSchema {
-    pub database: String,
-    pub name: String,
-    /// Name, `COLUMN_TYPE`, nullable.
-    pub columns: Vec<(String, String, bool)>,
-    pub primary_key: Vec<String>,
-    pub unique_keys: Vec<(String, Vec<String>)>,
-}
-
-impl TableSchema {
-    pub fn of(catalog: &crate::plan::Catalog) -> Vec<TableSchema> {
-        catalog
-            .tables
-            .iter()
-            .map(|t| TableSchema {
-                database: t.database.clone(),
-                name: t.name.clone(),
-                columns: t
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.column_type.clone(), c.nullable))
-                    .collect(),
-                primary_key: t.primary_key.clone(),
-                unique_keys: t.unique_keys.clone(),
-            })
-            .collect()
-    }
-
-    pub fn catalog(schemas: &[TableSchema]) -> crate::plan::Catalog {
-        crate::plan::Catalog {
-            tables: schemas
-                .iter()
-                .map(|t| crate::plan::TableDef {
-                    database: t.database.clone(),
-                    name: t.name.clone(),
-                    columns: t
-                        .columns
-                        .iter()
-                        .map(|(name, column_type, nullable)| crate::plan::ColumnDef {
-                            name: name.clone(),
-                            sql_type: crate::plan::SqlType::parse(column_type),
-                            column_type: column_type.clone(),
-                            nullable: *nullable,
-                        })
-                        .collect(),
-                    primary_key: t.primary_key.clone(),
-                    unique_keys: t.unique_keys.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Where incremental sync starts after full sync (design.md §4, handoff).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BinlogPosition {
-    pub file: String,
-    pub pos: u64,
-    /// MariaDB `gtid_binlog_pos` / MySQL `Executed_Gtid_Set`, when the server has one.
-    pub gtid: Option<String>,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Progress {
+    /// A full-sync chunk: all of its messages are in this transaction.
+    Chunk {
+        table: String,
+        chunk: usize,
+        rows: u64,
+    },
+    /// Incremental sync: every source transaction up to `position` is in this or an earlier
+    /// transaction.
+    Incremental {
+        /// With `exactly_once`, which Kafka transaction of incremental sync this is (1, 2,
+        /// ...); 0 for progress Kafka acknowledged outside of that count (always recorded).
+        commit: u64,
+        position: BinlogPosition,
+        /// Commit time (Unix seconds) of the last transaction.
+        committed: u64,
+        /// Messages sent by incremental sync over all runs, this transaction's included.
+        changes: u64,
+    },
+    /// The schema history after a DDL in this transaction.
+    Schemas {
+        commit: u64,
+        schemas: Vec<TableSchema>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -172,6 +146,42 @@ pub struct Checkpoint {
 pub const FORMAT: u32 = 1;
 
 impl Checkpoint {
+    /// Moves the checkpoint by one step of acknowledged progress. A step older than what the
+    /// checkpoint already holds (an exactly-once commit number below its own: a state-topic
+    /// record read past a newer file) is ignored; a chunk it does not know too.
+    pub fn record(&mut self, progress: Progress) {
+        match progress {
+            Progress::Chunk { table, chunk, rows } => {
+                if let Some(c) = self
+                    .tables
+                    .get_mut(&table)
+                    .and_then(|t| t.chunks.get_mut(chunk))
+                {
+                    c.done = true;
+                    c.rows = rows;
+                }
+            }
+            Progress::Incremental {
+                commit,
+                position,
+                committed,
+                changes,
+            } if commit == 0 || commit > self.exactly_once_commits => {
+                self.incremental = Some(position);
+                self.incremental_committed = committed;
+                self.incremental_changes = changes;
+                self.exactly_once_commits = self.exactly_once_commits.max(commit);
+            }
+            // Written with the position of the same commit, which may come first.
+            Progress::Schemas { commit, schemas }
+                if commit == 0 || commit >= self.exactly_once_commits =>
+            {
+                self.schemas = Some(schemas)
+            }
+            Progress::Incremental { .. } | Progress::Schemas { .. } => {}
+        }
+    }
+
     /// Brings a checkpoint of an older layout up to [`FORMAT`].
     pub fn upgrade(&mut self, source: crate::project::SourceKind) {
         if self.format >= FORMAT {
@@ -193,6 +203,79 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A run's checkpoint and where it is saved: every change of the checkpoint during a run goes
+/// through here. Progress is recorded as it is acknowledged; the file is written when a caller
+/// asks (a state transition, a pause, the end) or at most every [`SAVE_EVERY`] while progress
+/// streams in — so the bytes a run writes grow with its duration, not with the square of its
+/// chunk count. The write itself (and its fsync) runs on a blocking thread.
+pub struct Checkpointer {
+    state: Checkpoint,
+    store: Store,
+    saved_at: std::time::Instant,
+    dirty: bool,
+}
+
+/// How often recorded progress is written while it streams in.
+pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Checkpointer {
+    pub fn new(state: Checkpoint, store: Store) -> Checkpointer {
+        Checkpointer {
+            state,
+            store,
+            saved_at: std::time::Instant::now(),
+            dirty: false,
+        }
+    }
+
+    pub fn state(&self) -> &Checkpoint {
+        &self.state
+    }
+
+    /// The checkpoint to change in place (a state transition), to be saved next.
+    pub fn state_mut(&mut self) -> &mut Checkpoint {
+        self.dirty = true;
+        &mut self.state
+    }
+
+    /// Changes the checkpoint outside of progress (a state transition), to be saved next.
+    pub fn update(&mut self, change: impl FnOnce(&mut Checkpoint)) {
+        change(&mut self.state);
+        self.dirty = true;
+    }
+
+    /// Records acknowledged progress; saved within [`SAVE_EVERY`] by [`Checkpointer::save_due`].
+    pub fn record(&mut self, progress: Progress) {
+        self.state.record(progress);
+        self.dirty = true;
+    }
+
+    /// Writes the checkpoint now.
+    pub async fn save(&mut self) -> Result<()> {
+        let bytes = Store::serialize(&mut self.state)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(&bytes))
+            .await
+            .map_err(|e| Error::Definite(format!("saving the checkpoint failed: {e}")))??;
+        self.saved_at = std::time::Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Writes the checkpoint if it changed and the last write is [`SAVE_EVERY`] old.
+    pub async fn save_due(&mut self) -> Result<()> {
+        if self.dirty && self.saved_at.elapsed() >= SAVE_EVERY {
+            self.save().await?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint, for the run's summary.
+    pub fn into_state(self) -> Checkpoint {
+        self.state
+    }
 }
 
 /// The state directory of one project.
@@ -232,15 +315,24 @@ impl Store {
 
     /// Replaces the checkpoint atomically: a crash leaves the old or the new file, never half.
     pub fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let bytes = Self::serialize(checkpoint)?;
+        self.write(&bytes)
+    }
+
+    /// The file's bytes: compact JSON, stamped with the time of the save.
+    fn serialize(checkpoint: &mut Checkpoint) -> Result<Vec<u8>> {
         checkpoint.updated_at = unix_now();
+        serde_json::to_vec(checkpoint)
+            .map_err(|e| Error::Definite(format!("cannot serialize the checkpoint: {e}")))
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<()> {
         let io = |what: &str, e| Error::io(format!("{what} in {}", self.dir.display()), e);
         std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create the state dir", e))?;
-        let bytes = serde_json::to_vec_pretty(checkpoint)
-            .map_err(|e| Error::Definite(format!("cannot serialize the checkpoint: {e}")))?;
         let temp = self.dir.join("checkpoint.json.tmp");
         let mut file =
             std::fs::File::create(&temp).map_err(|e| io("cannot write the checkpoint", e))?;
-        file.write_all(&bytes)
+        file.write_all(bytes)
             .and_then(|_| file.sync_all())
             .map_err(|e| io("cannot write the checkpoint", e))?;
         std::fs::rename(&temp, self.path()).map_err(|e| io("cannot replace the checkpoint", e))?;

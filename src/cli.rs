@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::check::CheckItem;
 use crate::error::{Error, Result};
 use crate::plan::{self, Plan};
 use crate::project::{ProjectFile, SourceKind};
-use crate::source::precheck::{self, CheckItem};
+use crate::source::precheck;
 use crate::{pipeline, sink, source};
 
 #[derive(Debug, Subcommand)]
@@ -177,7 +178,7 @@ async fn check(path: &Path) -> Result<()> {
             }
         }
     }
-    items.extend(sink::admin::check_sink(&sink_def, plan.as_ref()).await);
+    items.extend(sink::precheck::check_sink(&sink_def, plan.as_ref()).await);
 
     for item in &items {
         let mark = if item.passed { "ok  " } else { "FAIL" };

@@ -9,8 +9,22 @@
 //!
 //! Each module is one stage of that flow; dependencies point down the flow, and nothing imports
 //! [`cli`], which holds the commands; `main` turns their errors into exit codes.
+//!
+//! Who owns what:
+//! - [`position`] (low in the house): binlog positions, GTID sets, chunk key ranges — used by
+//!   `project`, `source`, `sink` and `checkpoint`, importing none of them. [`check`]: the items
+//!   `tributary check` reports, for `source` and `sink` alike.
+//! - [`source`] reads (snapshot chunks, the binlog) and owns the schema history.
+//! - [`batch`] turns snapshot rows and binlog row events alike into change batches.
+//! - [`transform`] applies the row filter and its crossing rules, and splits key changes.
+//! - [`sink::delivery`] is the one delivery path: encode and partition (through [`encode`] and
+//!   [`partition`]), in-flight bytes, acknowledgements, transactions, metrics, and creating the
+//!   topics it writes to.
+//! - [`checkpoint`] stores the positions; it moves only on acknowledged progress.
+//! - [`pipeline`] wires the stages, spawns the tasks and orders shutdown; nothing else.
 
 pub mod batch;
+pub mod check;
 pub mod checkpoint;
 pub mod cli;
 pub mod encode;
@@ -19,6 +33,7 @@ pub mod metrics;
 pub mod partition;
 pub mod pipeline;
 pub mod plan;
+pub mod position;
 pub mod project;
 pub mod sink;
 pub mod source;

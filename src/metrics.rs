@@ -34,6 +34,21 @@ pub struct Metrics {
     pub reconnects: AtomicU64,
 }
 
+impl TableMetrics {
+    /// A batch read from the source: `read` rows, of which the row filter kept `kept`.
+    pub fn read(&self, read: u64, kept: u64) {
+        self.rows_read.fetch_add(read, Ordering::Relaxed);
+        self.rows_filtered
+            .fetch_add(read.saturating_sub(kept), Ordering::Relaxed);
+    }
+
+    /// A batch handed to the sink: `messages` messages of `bytes` payload bytes.
+    pub fn sent(&self, messages: u64, bytes: u64) {
+        self.messages_sent.fetch_add(messages, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
     pub fn new(tables: impl IntoIterator<Item = String>) -> Arc<Metrics> {
         Arc::new(Metrics {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::*;
 use serde_json::Value;
-use tributary::source::gtid::MysqlGtidSet;
+use tributary::position::gtid::MysqlGtidSet;
 
 /// One test at a time on Dolt: its information_schema fails ("could not resolve initial root for
 /// database …") while another session is creating a database, which the tests here all do.

@@ -1,6 +1,12 @@
-//! Rows from the source → Arrow `RecordBatch`es, one builder per column, values appended
-//! straight from the MySQL protocol's value kinds (no text round trips except DECIMAL, which the
-//! protocol itself sends as text).
+//! Rows from the source → Arrow `RecordBatch`es of the table's full schema, one builder per
+//! column, values appended straight from the MySQL protocol's value kinds (no text round trips
+//! except DECIMAL, which the protocol itself sends as text).
+//!
+//! Snapshot rows and binlog row events go through the same builder, so a value reads the same
+//! either way. A binlog run of same-kind changes becomes a [`ChangeBatch`]: the operation, the
+//! before and after images as two batches of the same schema, and where and when it committed
+//! (design.md §1). Snapshot batches are change batches of [`ChangeOp::Snapshot`] with only an
+//! after image.
 
 use std::sync::Arc;
 
@@ -14,7 +20,103 @@ use arrow::datatypes::{DataType, SchemaRef, i256};
 use arrow::record_batch::RecordBatch;
 use mysql_async::Value;
 
+use crate::error::{Error, Result as TribResult};
+use crate::plan::SqlType;
 use crate::plan::types::{DateTimeValue, DateValue};
+use crate::source::binlog::{Op, RowChange, normalize_row};
+
+/// A batch is cut early when its values pass this size: Arrow's 32-bit offsets cap one column at
+/// 2 GiB, and memory stays bounded however wide the rows are.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// What the rows of a change batch are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// Rows read by a snapshot: the after image only.
+    Snapshot,
+    Insert,
+    Update,
+    Delete,
+}
+
+impl From<Op> for ChangeOp {
+    fn from(op: Op) -> ChangeOp {
+        match op {
+            Op::Insert => ChangeOp::Insert,
+            Op::Update => ChangeOp::Update,
+            Op::Delete => ChangeOp::Delete,
+        }
+    }
+}
+
+/// Where a change came from, for the metadata the formats carry.
+#[derive(Debug, Clone)]
+pub struct ChangeMeta {
+    /// Commit time, Unix seconds.
+    pub timestamp: u32,
+    /// The transaction's end position, `file:pos`.
+    pub position: String,
+}
+
+/// Changes of one table, all of one kind, in source order.
+#[derive(Debug)]
+pub struct ChangeBatch {
+    pub op: ChangeOp,
+    /// The rows before the change (UPDATE, DELETE).
+    pub before: Option<RecordBatch>,
+    /// The rows after the change (INSERT, UPDATE, snapshot rows).
+    pub after: Option<RecordBatch>,
+}
+
+impl ChangeBatch {
+    /// Rows in the batch.
+    pub fn rows(&self) -> usize {
+        self.before
+            .as_ref()
+            .or(self.after.as_ref())
+            .map_or(0, RecordBatch::num_rows)
+    }
+
+    /// Row changes of one table and kind from the binlog, their images taken (not copied) and
+    /// normalized to what a snapshot reads for the same columns.
+    pub fn from_binlog(
+        schema: &SchemaRef,
+        types: &[SqlType],
+        changes: &mut [RowChange],
+        table: &str,
+        position: &str,
+    ) -> TribResult<ChangeBatch> {
+        let op = changes.first().map_or(Op::Insert, |c| c.op);
+        let rows = changes.len();
+        let mut image =
+            |take: fn(&mut RowChange) -> Option<Vec<Value>>| -> TribResult<Option<RecordBatch>> {
+                let mut builder: Option<BatchBuilder> = None;
+                for change in changes.iter_mut() {
+                    let Some(mut values) = take(change) else {
+                        return Ok(None);
+                    };
+                    normalize_row(&mut values, types);
+                    builder
+                        .get_or_insert_with(|| BatchBuilder::new(Arc::clone(schema), rows))
+                        .push_row(&values)
+                        .map_err(|e| {
+                            Error::Definite(format!(
+                                "table {table}: a binlog row does not fit the table's schema ({e}) \
+                             at {position}; did its DDL happen before tributary knew the table?"
+                            ))
+                        })?;
+                }
+                Ok(builder.map(|mut b| b.finish()))
+            };
+        let before = image(|c| c.before.take())?;
+        let after = image(|c| c.after.take())?;
+        Ok(ChangeBatch {
+            op: op.into(),
+            before,
+            after,
+        })
+    }
+}
 
 /// Builds one table's rows into record batches of its full Arrow schema.
 pub struct BatchBuilder {
@@ -368,6 +470,11 @@ impl BatchBuilder {
     /// Approximate bytes of the values appended since the last `finish`.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Whether the batch should be cut: `rows` long, or [`MAX_BATCH_BYTES`] of values.
+    pub fn is_full(&self, rows: usize) -> bool {
+        self.rows >= rows || self.bytes >= MAX_BATCH_BYTES
     }
 
     /// The rows appended so far as a batch; the builder starts over, keeping its buffers.

@@ -8,26 +8,72 @@ pub mod value;
 
 use arrow::record_batch::RecordBatch;
 
+pub use crate::batch::ChangeMeta;
 use crate::plan::{ColumnDef, TablePlan};
 use crate::project::{Format, SourceKind};
 use value::ValueWriter;
 
-/// The messages of one batch, in row order, in two reused buffers.
+/// While the source is idle, a HEARTBEAT record goes to every partition of each topic this
+/// often, in the formats that document one (docs/formats.md).
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Message keys of a batch, one per row or message, in one reused buffer.
+#[derive(Debug, Default)]
+pub struct Keys {
+    bytes: Vec<u8>,
+    /// Each key as a range of `bytes`; `None` for a null key.
+    ranges: Vec<Option<(usize, usize)>>,
+}
+
+impl Keys {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ranges.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let (start, end) = self.ranges.get(i).copied().flatten()?;
+        Some(&self.bytes[start..end])
+    }
+
+    /// Total key bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn push(&mut self, key: Option<&[u8]>) {
+        match key {
+            Some(key) => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(key);
+                self.ranges.push(Some((start, self.bytes.len())));
+            }
+            None => self.ranges.push(None),
+        }
+    }
+}
+
+/// The messages of one batch, in row order, in reused buffers.
 #[derive(Debug, Default)]
 pub struct Messages {
     payload: Vec<u8>,
     payload_ends: Vec<usize>,
-    key: Vec<u8>,
-    /// Each message's key as a range of `key`; `None` for a null key.
-    key_ranges: Vec<Option<(usize, usize)>>,
+    keys: Keys,
 }
 
 impl Messages {
     pub fn clear(&mut self) {
         self.payload.clear();
         self.payload_ends.clear();
-        self.key.clear();
-        self.key_ranges.clear();
+        self.keys.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -44,19 +90,22 @@ impl Messages {
     }
 
     pub fn key(&self, i: usize) -> Option<&[u8]> {
-        let (start, end) = self.key_ranges[i]?;
-        Some(&self.key[start..end])
+        self.keys.get(i)
     }
 
-    fn push_key(&mut self, key: &[u8]) {
-        let start = self.key.len();
-        self.key.extend_from_slice(key);
-        self.key_ranges.push(Some((start, self.key.len())));
+    /// The messages' keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
-    /// Total payload bytes, for in-flight accounting.
+    /// Total payload bytes.
     pub fn payload_bytes(&self) -> usize {
         self.payload.len()
+    }
+
+    /// Total payload and key bytes, for in-flight accounting.
+    pub fn bytes(&self) -> usize {
+        self.payload.len() + self.keys.bytes()
     }
 
     fn end_payload(&mut self) {
@@ -135,15 +184,6 @@ impl TableContext {
     }
 }
 
-/// Where a change came from, for the metadata the formats carry.
-#[derive(Debug, Clone)]
-pub struct ChangeMeta {
-    /// Commit time, Unix seconds.
-    pub timestamp: u32,
-    /// The transaction's end position, `file:pos`.
-    pub position: String,
-}
-
 /// Value writers over a change's images, chosen once per batch.
 struct Images<'a> {
     before_columns: Option<Vec<ValueWriter<'a>>>,
@@ -180,7 +220,14 @@ impl Encoder {
             Encoder::Other(e) => e.encode_snapshot(batch, out),
         }
         let maxwell = self.is_maxwell();
-        write_keys(self.context(), batch, maxwell, out);
+        write_keys(self.context(), batch, maxwell, &mut out.keys);
+    }
+
+    /// Each row's message key, as this table's messages carry it: built once per image and
+    /// shared by the key-change check, the partitioner and the messages.
+    pub fn keys(&self, batch: &RecordBatch, out: &mut Keys) {
+        out.clear();
+        write_keys(self.context(), batch, self.is_maxwell(), out);
     }
 
     /// Incremental records, one message per emit, in order; the key comes from the image the
@@ -194,25 +241,45 @@ impl Encoder {
         sequence: &mut u64,
         out: &mut Messages,
     ) {
+        let mut before_keys = Keys::default();
+        let mut after_keys = Keys::default();
+        if let Some(before) = before {
+            self.keys(before, &mut before_keys);
+        }
+        if let Some(after) = after {
+            self.keys(after, &mut after_keys);
+        }
+        let images = ChangeImages {
+            before,
+            after,
+            before_keys: &before_keys,
+            after_keys: &after_keys,
+        };
+        self.encode_keyed_changes(&images, emits, meta, sequence, out);
+    }
+
+    /// [`Encoder::encode_changes`] with the images' keys already built.
+    pub fn encode_keyed_changes(
+        &mut self,
+        images: &ChangeImages<'_>,
+        emits: &[crate::transform::Emit],
+        meta: &ChangeMeta,
+        sequence: &mut u64,
+        out: &mut Messages,
+    ) {
+        let (before, after) = (images.before, images.after);
         match self {
             Encoder::Default(e) => e.encode_changes(before, after, emits, meta, sequence, out),
             Encoder::Other(e) => e.encode_changes(before, after, emits, meta, sequence, out),
         }
-        let maxwell = self.is_maxwell();
-        let context = self.context();
-        let before_keys = before.map(|b| keys_of(context, b, maxwell));
-        let after_keys = after.map(|a| keys_of(context, a, maxwell));
         for emit in emits {
             let key = match *emit {
-                crate::transform::Emit::Delete(row) => before_keys.as_ref().map(|k| &k[row]),
+                crate::transform::Emit::Delete(row) => images.before_keys.get(row),
                 crate::transform::Emit::Insert(row) | crate::transform::Emit::Update(row) => {
-                    after_keys.as_ref().map(|k| &k[row])
+                    images.after_keys.get(row)
                 }
             };
-            match key.and_then(Option::as_ref) {
-                Some(key) => out.push_key(key),
-                None => out.key_ranges.push(None),
-            }
+            out.keys.push(key);
         }
     }
 
@@ -227,7 +294,7 @@ impl Encoder {
             Encoder::Other(e) => e.encode_ddl(statement, meta, out),
         };
         if sent {
-            out.key_ranges.push(None);
+            out.keys.push(None);
         }
         sent
     }
@@ -267,7 +334,7 @@ impl Encoder {
             Encoder::Other(_) => return false,
         }
         out.end_payload();
-        out.key_ranges.push(None);
+        out.keys.push(None);
         true
     }
 
@@ -276,17 +343,21 @@ impl Encoder {
     }
 }
 
-/// Each row's message key, or `None` without shard columns.
-pub fn key_bytes(context: &TableContext, batch: &RecordBatch) -> Vec<Option<Vec<u8>>> {
-    keys_of(context, batch, false)
+/// A change's images with each row's key, built once.
+pub struct ChangeImages<'a> {
+    pub before: Option<&'a RecordBatch>,
+    pub after: Option<&'a RecordBatch>,
+    pub before_keys: &'a Keys,
+    pub after_keys: &'a Keys,
 }
 
-fn keys_of(context: &TableContext, batch: &RecordBatch, maxwell: bool) -> Vec<Option<Vec<u8>>> {
-    let mut keys = Messages::default();
-    write_keys(context, batch, maxwell, &mut keys);
-    (0..batch.num_rows())
-        .map(|i| keys.key(i).map(<[u8]>::to_vec))
-        .collect()
+impl ChangeImages<'_> {
+    /// Whether a row's key differs between its images (an UPDATE that moves the row).
+    pub fn key_changed(&self, row: usize) -> bool {
+        self.before.is_some()
+            && self.after.is_some()
+            && self.before_keys.get(row) != self.after_keys.get(row)
+    }
 }
 
 /// The DDL kind OMS names in `ddlType` (reference §7.1), from the statement's first words.
@@ -312,9 +383,9 @@ pub fn ddl_type(statement: &str) -> &'static str {
 /// Message keys (design.md §4): a JSON object of the shard columns' values, e.g. `{"id":7}`;
 /// a null key when the table has no shard columns. Maxwell's native key names the database and
 /// table too: `{"database":"shop","table":"orders","pk.id":7}`.
-fn write_keys(context: &TableContext, batch: &RecordBatch, maxwell: bool, out: &mut Messages) {
+fn write_keys(context: &TableContext, batch: &RecordBatch, maxwell: bool, out: &mut Keys) {
     if context.shard.is_empty() {
-        out.key_ranges
+        out.ranges
             .extend(std::iter::repeat_n(None, batch.num_rows()));
         return;
     }
@@ -342,17 +413,17 @@ fn write_keys(context: &TableContext, batch: &RecordBatch, maxwell: bool, out: &
         prefix.push(b',');
     }
     for row in 0..batch.num_rows() {
-        let start = out.key.len();
-        out.key.push(b'{');
-        out.key.extend_from_slice(&prefix);
+        let start = out.bytes.len();
+        out.bytes.push(b'{');
+        out.bytes.extend_from_slice(&prefix);
         for (n, (name, writer)) in names.iter().zip(&writers).enumerate() {
             if n > 0 {
-                out.key.push(b',');
+                out.bytes.push(b',');
             }
-            out.key.extend_from_slice(name);
-            writer.write_default(row, &mut out.key);
+            out.bytes.extend_from_slice(name);
+            writer.write_default(row, &mut out.bytes);
         }
-        out.key.push(b'}');
-        out.key_ranges.push(Some((start, out.key.len())));
+        out.bytes.push(b'}');
+        out.ranges.push(Some((start, out.bytes.len())));
     }
 }

@@ -48,6 +48,14 @@ pub struct ProjectFile {
 }
 
 impl ProjectFile {
+    /// Whether a SYNC statement takes `database.table` (tables created later included).
+    pub fn syncs_table(&self, database: &str, table: &str) -> bool {
+        self.syncs.iter().any(|s| {
+            s.tables.matches(database, table)
+                && !s.except.iter().any(|e| e.matches(database, table))
+        })
+    }
+
     /// Reads and parses a project file.
     pub fn load(path: &Path) -> Result<ProjectFile> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -1148,7 +1148,7 @@ impl Parts {
 /// `start_gtid` in the source's flavor: MariaDB's `domain-server-sequence` list, or a MySQL
 /// GTID set (MySQL and OceanBase Binlog Service).
 fn check_start_gtid(gtid: &str, kind: super::SourceKind) -> std::result::Result<(), String> {
-    use crate::source::gtid::{MariaDbGtidPos, MysqlGtidSet};
+    use crate::position::gtid::{MariaDbGtidPos, MysqlGtidSet};
     let parsed = match kind {
         super::SourceKind::MariaDb => MariaDbGtidPos::parse(gtid).map(|p| p.render().is_some()),
         _ => MysqlGtidSet::parse(gtid).map(|s| !s.is_empty()),

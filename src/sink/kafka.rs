@@ -4,7 +4,7 @@
 //! semaphore that the callback refills, so a slow broker slows the readers instead of growing
 //! memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +12,10 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
-use super::transactions::{Progress, STATE_TOPIC};
+use super::transactions::STATE_TOPIC;
+use crate::checkpoint::Progress;
 use crate::error::{Error, Result};
 use crate::project::SinkDef;
 
@@ -76,57 +77,108 @@ impl Acks {
         }
     }
 
-    fn settle_one(&self, failure: Option<String>) {
+    /// Counts `messages` more as handed over and unacknowledged.
+    fn expect(&self, messages: u64) {
+        self.pending.fetch_add(messages, Ordering::AcqRel);
+        self.sent.fetch_add(messages, Ordering::AcqRel);
+    }
+
+    /// Counts `messages` as acknowledged (with the first failure among them, if any).
+    fn settle(&self, messages: u64, failure: Option<String>) {
         if let Some(failure) = failure
             && let Ok(mut first) = self.failure.lock()
             && first.is_none()
         {
             *first = Some(failure);
         }
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.pending.fetch_sub(messages, Ordering::AcqRel) == messages {
             self.settled.notify_waiters();
+        }
+    }
+
+    /// Takes back `messages` that were expected but never handed over.
+    fn withdraw(&self, messages: u64) {
+        self.sent.fetch_sub(messages, Ordering::AcqRel);
+        self.settle(messages, None);
+    }
+}
+
+/// The unacknowledged bytes of a producer. A batch reserves its bytes once, before its first
+/// message is handed over; each delivery callback gives its message's bytes back. A writer waits
+/// while the producer is at its limit, so memory stays bounded by the limit plus one batch per
+/// writer. Lock-free on the delivery path: a callback wakes writers only when it brings the
+/// total back under the limit.
+#[derive(Debug)]
+struct InFlight {
+    bytes: AtomicUsize,
+    max: usize,
+    room: Notify,
+}
+
+impl InFlight {
+    async fn reserve(&self, bytes: usize) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.bytes.load(Ordering::Acquire) < self.max {
+                break;
+            }
+            room.await;
+        }
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn release(&self, bytes: usize) {
+        let before = self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= self.max && before - bytes < self.max {
+            self.room.notify_waiters();
         }
     }
 }
 
-/// What travels with a message to its delivery callback.
-pub struct Delivery {
-    acks: Arc<Acks>,
-    permits: u32,
-}
-
 pub struct DeliveryContext {
-    in_flight: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
 }
 
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Delivery>;
+    /// A message's group; its size is read back from the message itself.
+    type DeliveryOpaque = Arc<Acks>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
-        let failure = match result {
-            Ok(_) => None,
-            Err((error, message)) => Some(format!(
-                "Kafka did not take a message for topic {} (key {}): {error}",
-                message.topic(),
-                message
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .unwrap_or_else(|| "null".into())
-            )),
+    fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
+        let (message, failure) = match result {
+            Ok(message) => (message, None),
+            Err((error, message)) => (
+                message,
+                Some(format!(
+                    "Kafka did not take a message for topic {} (key {}): {error}",
+                    message.topic(),
+                    message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_else(|| "null".into())
+                )),
+            ),
         };
-        self.in_flight.add_permits(delivery.permits as usize);
-        delivery.acks.settle_one(failure);
+        self.in_flight
+            .release(message.payload_len() + message.key_len());
+        acks.settle(1, failure);
     }
+}
+
+/// A message the producer refused, with its key for the error.
+#[derive(Debug)]
+pub struct Refused {
+    pub key: Option<Vec<u8>>,
+    pub error: KafkaError,
 }
 
 /// The project's producer.
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
-    in_flight: Arc<Semaphore>,
-    /// Permits are KiB of payload; one message never asks for more than all of them.
-    max_permits: u32,
+    in_flight: Arc<InFlight>,
     /// With `exactly_once`, for messages.
     transactional_id: Option<String>,
 }
@@ -174,8 +226,11 @@ impl KafkaSink {
         if let Some(id) = transactional_id {
             config.set("transactional.id", id);
         }
-        let max_permits = (max_in_flight_bytes / 1024).max(1) as u32;
-        let in_flight = Arc::new(Semaphore::new(max_permits as usize));
+        let in_flight = Arc::new(InFlight {
+            bytes: AtomicUsize::new(0),
+            max: max_in_flight_bytes.max(1),
+            room: Notify::new(),
+        });
         let producer = config
             .create_with_context(DeliveryContext {
                 in_flight: Arc::clone(&in_flight),
@@ -187,56 +242,57 @@ impl KafkaSink {
         Ok(KafkaSink {
             producer,
             in_flight,
-            max_permits,
             transactional_id: transactional_id.map(str::to_string),
         })
     }
 
-    /// Hands a message to the producer (waiting only while too many bytes are in flight); its
-    /// acknowledgement is counted in `acks`.
-    pub async fn send(
+    /// Hands `records` (partition, key, payload; `bytes` in all) to the producer, reserving
+    /// their bytes once (waiting only while the producer is at its in-flight limit); their
+    /// acknowledgements are counted in `acks`.
+    pub async fn send_all<'m>(
         &self,
         topic: &str,
-        partition: i32,
-        key: Option<&[u8]>,
-        payload: &[u8],
+        records: impl ExactSizeIterator<Item = (i32, Option<&'m [u8]>, &'m [u8])>,
+        bytes: usize,
         acks: &Arc<Acks>,
-    ) -> std::result::Result<(), KafkaError> {
-        let size = payload.len() + key.map_or(0, <[u8]>::len);
-        let permits = ((size / 1024) as u32 + 1).min(self.max_permits);
-        if let Ok(permit) = self.in_flight.acquire_many(permits).await {
-            permit.forget();
+    ) -> std::result::Result<(), Refused> {
+        let count = records.len() as u64;
+        if count == 0 {
+            return Ok(());
         }
-        acks.pending.fetch_add(1, Ordering::AcqRel);
-        acks.sent.fetch_add(1, Ordering::AcqRel);
-        let mut record = BaseRecord::with_opaque_to(
-            topic,
-            Box::new(Delivery {
-                acks: Arc::clone(acks),
-                permits,
-            }),
-        )
-        .partition(partition)
-        .payload(payload);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((error, back)) => {
-                    self.in_flight
-                        .add_permits(back.delivery_opaque.permits as usize);
-                    acks.sent.fetch_sub(1, Ordering::AcqRel);
-                    back.delivery_opaque.acks.settle_one(None);
-                    return Err(error);
+        self.in_flight.reserve(bytes).await;
+        acks.expect(count);
+        let (mut handed, mut handed_bytes) = (0u64, 0usize);
+        for (partition, key, payload) in records {
+            let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(acks))
+                .partition(partition)
+                .payload(payload);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((error, _)) => {
+                        // This message and the ones after it never leave: their bytes and
+                        // counts are given back here, not by a callback.
+                        self.in_flight.release(bytes.saturating_sub(handed_bytes));
+                        acks.withdraw(count - handed);
+                        return Err(Refused {
+                            key: key.map(<[u8]>::to_vec),
+                            error,
+                        });
+                    }
                 }
             }
+            handed += 1;
+            handed_bytes += payload.len() + key.map_or(0, <[u8]>::len);
         }
+        Ok(())
     }
 
     /// Waits (bounded) for everything in flight, e.g. before a clean pause.
@@ -265,12 +321,14 @@ impl KafkaSink {
         // Their delivery is part of the commit: the counter only serves `send`.
         let acks = Acks::new();
         for record in progress {
-            let (key, payload) = record.record(&state.project, &state.run)?;
-            self.send(STATE_TOPIC, 0, Some(key.as_bytes()), &payload, &acks)
+            let (key, payload) = super::transactions::record(record, &state.project, &state.run)?;
+            let bytes = key.len() + payload.len();
+            let one = std::iter::once((0, Some(key.as_bytes()), payload.as_slice()));
+            self.send_all(STATE_TOPIC, one, bytes, &acks)
                 .await
-                .map_err(|source| Error::Kafka {
+                .map_err(|refused| Error::Kafka {
                     context: format!("exactly_once: cannot write progress to {STATE_TOPIC}"),
-                    source,
+                    source: refused.error,
                 })?;
         }
         // rust-rdkafka's commit first flushes by polling in steps of up to 100 ms, which the

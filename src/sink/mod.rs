@@ -1,7 +1,13 @@
-//! The Kafka sink: producer settings and topic administration.
+//! The sink: where change batches leave tributary. [`delivery`] is the seam every producer of
+//! messages uses (batches in, acknowledgements out); behind it sit the Kafka producer
+//! ([`kafka`]: in-flight bytes, delivery callbacks, transactions), topic administration
+//! ([`admin`]), exactly-once progress records ([`transactions`]) and the Kafka half of `check`
+//! ([`precheck`]).
 
 pub mod admin;
+pub mod delivery;
 pub mod kafka;
+pub mod precheck;
 pub mod transactions;
 
 use rdkafka::ClientConfig;

@@ -21,11 +21,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 
 use super::admin::{METADATA_TIMEOUT, admin_client};
 use super::client_config;
-use crate::checkpoint::{BinlogPosition, Checkpoint, TableSchema};
+use crate::checkpoint::{Checkpoint, Progress};
 use crate::error::{Error, Result};
 use crate::project::SinkDef;
 
@@ -38,83 +37,24 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long reading the state topic at start may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One piece of progress, committed in the transaction of the messages it covers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Progress {
-    /// A full-sync chunk: all of its messages are in this transaction.
-    Chunk {
-        table: String,
-        chunk: usize,
-        rows: u64,
-    },
-    /// Incremental sync: every source transaction up to `position` is in this or an earlier
-    /// transaction.
-    Incremental {
-        /// Which Kafka transaction of incremental sync this is (1, 2, ...).
-        commit: u64,
-        position: BinlogPosition,
-        committed: u64,
-        changes: u64,
-    },
-    /// The schema history after a DDL in this transaction.
-    Schemas {
-        commit: u64,
-        schemas: Vec<TableSchema>,
-    },
-}
-
-impl Progress {
-    fn key(&self, project: &str, run: &str) -> String {
-        match self {
-            Progress::Chunk { table, chunk, .. } => {
-                format!("{project}/{run}/chunk/{table}/{chunk}")
-            }
-            Progress::Incremental { .. } => format!("{project}/{run}/incremental"),
-            Progress::Schemas { .. } => format!("{project}/{run}/schemas"),
-        }
-    }
-
-    /// The record for the state topic.
-    pub fn record(&self, project: &str, run: &str) -> Result<(String, Vec<u8>)> {
-        let payload = serde_json::to_vec(self)
-            .map_err(|e| Error::Definite(format!("cannot serialize progress: {e}")))?;
-        Ok((self.key(project, run), payload))
-    }
+/// The state topic's record of a piece of progress: keyed `project/run/…`, so that compaction
+/// keeps the newest of each kind and `reset` (a new run id) forgets the old ones.
+pub fn record(progress: &Progress, project: &str, run: &str) -> Result<(String, Vec<u8>)> {
+    let key = match progress {
+        Progress::Chunk { table, chunk, .. } => format!("{project}/{run}/chunk/{table}/{chunk}"),
+        Progress::Incremental { .. } => format!("{project}/{run}/incremental"),
+        Progress::Schemas { .. } => format!("{project}/{run}/schemas"),
+    };
+    let payload = serde_json::to_vec(progress)
+        .map_err(|e| Error::Definite(format!("cannot serialize progress: {e}")))?;
+    Ok((key, payload))
 }
 
 /// Records in the checkpoint the progress the state topic holds (oldest first) where it is newer
-/// than the checkpoint's own: a chunk done, the position and the schemas of a later commit.
+/// than the checkpoint's own.
 pub fn overlay(checkpoint: &mut Checkpoint, records: Vec<Progress>) {
-    let known = checkpoint.exactly_once_commits;
     for record in records {
-        match record {
-            Progress::Chunk { table, chunk, rows } => {
-                if let Some(c) = checkpoint
-                    .tables
-                    .get_mut(&table)
-                    .and_then(|t| t.chunks.get_mut(chunk))
-                {
-                    c.done = true;
-                    c.rows = rows;
-                }
-            }
-            Progress::Incremental {
-                commit,
-                position,
-                committed,
-                changes,
-            } if commit > known => {
-                checkpoint.incremental = Some(position);
-                checkpoint.incremental_committed = committed;
-                checkpoint.incremental_changes = changes;
-                checkpoint.exactly_once_commits = commit;
-            }
-            Progress::Schemas { commit, schemas } if commit > known => {
-                checkpoint.schemas = Some(schemas)
-            }
-            Progress::Incremental { .. } | Progress::Schemas { .. } => {}
-        }
+        checkpoint.record(record);
     }
 }
 
@@ -256,6 +196,7 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
 mod tests {
     use super::*;
     use crate::checkpoint::{Chunk, TableProgress};
+    use crate::position::BinlogPosition;
 
     fn chunk() -> Chunk {
         Chunk {
@@ -295,7 +236,7 @@ mod tests {
         ];
         let mut read = Vec::new();
         for record in records {
-            let (key, payload) = record.record("p", "r1").unwrap();
+            let (key, payload) = super::record(&record, "p", "r1").unwrap();
             assert!(key.starts_with("p/r1/"), "{key}");
             let back: Progress = serde_json::from_slice(&payload).unwrap();
             assert_eq!(back, record);

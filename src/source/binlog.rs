@@ -16,11 +16,11 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::BinlogVersion;
 
-use super::gtid::{self, GtidPosition, MariaDbGtidPos, MysqlGtidSet};
 use super::query_error;
-use crate::checkpoint::BinlogPosition;
 use crate::error::{Error, Result};
 use crate::plan::SqlType;
+use crate::position::BinlogPosition;
+use crate::position::gtid::{self, GtidPosition, MariaDbGtidPos, MysqlGtidSet};
 use crate::project::{SourceDef, SourceKind};
 
 /// What a row change did.

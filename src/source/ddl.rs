@@ -12,7 +12,7 @@ use datafusion_sql::sqlparser::ast::{
 use datafusion_sql::sqlparser::dialect::MySqlDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
-use crate::checkpoint::TableSchema;
+use super::history::TableSchema;
 
 /// The `db.table` names a DDL statement touches; `None` when it does not parse.
 pub fn tables_named(schema: &str, query: &str) -> Option<Vec<String>> {

@@ -5,34 +5,9 @@
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 
+use crate::check::CheckItem;
 use crate::plan::Plan;
 use crate::project::{SourceDef, SourceKind};
-
-/// One line of `tributary check` output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckItem {
-    pub passed: bool,
-    pub what: String,
-    pub detail: String,
-}
-
-impl CheckItem {
-    pub fn pass(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        CheckItem {
-            passed: true,
-            what: what.into(),
-            detail: detail.into(),
-        }
-    }
-
-    pub fn fail(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        CheckItem {
-            passed: false,
-            what: what.into(),
-            detail: detail.into(),
-        }
-    }
-}
 
 /// The privileges a user holds, from `SHOW GRANTS`.
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
 //! Full sync's reader: the handoff position, primary-key range chunks, and consistent-snapshot
-//! reads of one chunk into Arrow batches over the binary protocol.
+//! reads of one chunk over the binary protocol, row by row to a [`RowHandler`] (the batch stage
+//! builds the Arrow batches).
 //!
 //! Chunks are planned once per table and stored in the checkpoint, so a rerun reads the same
 //! ranges and skips the finished ones. Boundaries are found by walking the key index
@@ -12,10 +13,9 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Params, Value};
 
 use super::query_error;
-use crate::batch::BatchBuilder;
-use crate::checkpoint::{BinlogPosition, Chunk, KeyValue};
 use crate::error::{Error, Result};
 use crate::plan::TablePlan;
+use crate::position::{BinlogPosition, KeyRange, KeyValue};
 use crate::project::{SourceDef, SourceKind};
 
 /// Session settings for reading: TIMESTAMP values in UTC, and OceanBase's short default query
@@ -86,10 +86,6 @@ pub async fn binlog_position(source: &SourceDef) -> Result<Option<BinlogPosition
     };
     Ok(Some(BinlogPosition { file, pos, gtid }))
 }
-
-/// A batch is cut early when its values pass this size: Arrow's 32-bit offsets cap one column at
-/// 2 GiB, and memory stays bounded however wide the rows are.
-const MAX_BATCH_BYTES: usize = 64 << 20;
 
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -168,7 +164,7 @@ pub async fn plan_chunks(
     conn: &mut Conn,
     table: &TablePlan,
     chunk_rows: u64,
-) -> Result<(Vec<Chunk>, u64)> {
+) -> Result<(Vec<KeyRange>, u64)> {
     let estimate: Option<u64> = conn
         .exec_first(
             "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND \
@@ -179,11 +175,9 @@ pub async fn plan_chunks(
         .map_err(table_error(table, "estimating the size"))?
         .flatten();
     let estimate = estimate.unwrap_or(0);
-    let whole = Chunk {
+    let whole = KeyRange {
         lower: None,
         upper: None,
-        done: false,
-        rows: 0,
     };
     if table.key.is_empty() {
         return Ok((vec![whole], estimate));
@@ -219,24 +213,17 @@ pub async fn plan_chunks(
 }
 
 /// Chunks `(-inf, b1], (b1, b2], ..., (bn, +inf)`.
-fn chunks_between(bounds: Vec<Vec<KeyValue>>) -> Vec<Chunk> {
+fn chunks_between(bounds: Vec<Vec<KeyValue>>) -> Vec<KeyRange> {
     let mut chunks = Vec::with_capacity(bounds.len() + 1);
     let mut lower = None;
     for bound in bounds {
-        chunks.push(Chunk {
+        chunks.push(KeyRange {
             lower: lower.take(),
             upper: Some(bound.clone()),
-            done: false,
-            rows: 0,
         });
         lower = Some(bound);
     }
-    chunks.push(Chunk {
-        lower,
-        upper: None,
-        done: false,
-        rows: 0,
-    });
+    chunks.push(KeyRange { lower, upper: None });
     chunks
 }
 
@@ -301,21 +288,23 @@ async fn integer_bounds(
     Ok(Some(bounds))
 }
 
-/// What a chunk reader hands its batches to (the rest of the pipeline).
-pub trait BatchHandler {
-    fn handle(
-        &mut self,
-        batch: arrow::record_batch::RecordBatch,
-    ) -> impl std::future::Future<Output = Result<()>> + Send;
+/// What a chunk reader hands its rows to: the batch stage, which builds them into Arrow batches
+/// and passes each full one on down the flow.
+pub trait RowHandler {
+    /// Takes one row (every column of the table, in order); `true` when a batch is full and
+    /// [`RowHandler::flush`] should pass it on.
+    fn push(&mut self, values: &[Value]) -> Result<bool>;
+
+    /// Passes on the rows taken so far (nothing when there are none).
+    fn flush(&mut self) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
-/// Reads one chunk in a consistent snapshot, handing each batch of `batch_rows` rows (all table
-/// columns, in key order) to `handler`. Returns the rows read.
-pub async fn read_chunk<H: BatchHandler + Send>(
+/// Reads one chunk in a consistent snapshot, handing each row (all table columns, in key order)
+/// to `handler`. Returns the rows read.
+pub async fn read_chunk<H: RowHandler + Send>(
     conn: &mut Conn,
     table: &TablePlan,
-    chunk: &Chunk,
-    batch_rows: usize,
+    chunk: &KeyRange,
     handler: &mut H,
 ) -> Result<u64> {
     let columns = table
@@ -357,7 +346,6 @@ pub async fn read_chunk<H: BatchHandler + Send>(
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
         .map_err(table_error(table, "starting the snapshot"))?;
-    let mut builder = BatchBuilder::new(std::sync::Arc::clone(&table.schema), batch_rows);
     let mut rows = 0u64;
     {
         let mut result = conn
@@ -365,23 +353,13 @@ pub async fn read_chunk<H: BatchHandler + Send>(
             .await
             .map_err(table_error(table, "reading"))?;
         while let Some(row) = result.next().await.map_err(table_error(table, "reading"))? {
-            let values = row.unwrap();
-            builder.push_row(&values).map_err(|e| {
-                Error::Definite(format!(
-                    "table {}: cannot decode a row ({e}); please report this with the column's \
-                     type",
-                    table.qualified()
-                ))
-            })?;
             rows += 1;
-            if builder.len() >= batch_rows || builder.bytes() >= MAX_BATCH_BYTES {
-                handler.handle(builder.finish()).await?;
+            if handler.push(&row.unwrap())? {
+                handler.flush().await?;
             }
         }
     }
-    if !builder.is_empty() {
-        handler.handle(builder.finish()).await?;
-    }
+    handler.flush().await?;
     conn.query_drop("COMMIT")
         .await
         .map_err(table_error(table, "ending the snapshot"))?;

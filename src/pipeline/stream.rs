@@ -1,0 +1,747 @@
+//! Incremental sync: the binlog from the handoff (or the checkpoint) on, transaction by
+//! transaction. A reader task decodes the binlog into committed transactions while this stage
+//! turns the previous ones into change batches and hands them to the delivery path, so reading
+//! and encoding use a core each. Each transaction's messages share one [`Acks`] group; the
+//! checkpoint's position moves to a transaction's end only when its group and every earlier one
+//! are settled, so a restart resumes at a transaction boundary with nothing lost (at least once:
+//! the transactions in flight may repeat).
+//!
+//! With `exactly_once`, source transactions are grouped into Kafka transactions (committed when
+//! the binlog goes quiet, or after [`COMMIT_EVERY`] under load); each commits the position after
+//! its last source transaction with it (see `sink::transactions`), and the checkpoint moves only
+//! at a commit.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::live_catalog;
+use crate::batch::{ChangeBatch, ChangeMeta};
+use crate::checkpoint::{self, Checkpointer, Progress};
+use crate::encode::HEARTBEAT_EVERY;
+use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Metrics;
+use crate::plan::{self, Plan, SqlType};
+use crate::position::BinlogPosition;
+use crate::project::{ProjectFile, StartPoint};
+use crate::sink::admin::TopicPartitions;
+use crate::sink::delivery::{Delivery, Route, Writer};
+use crate::sink::kafka::Acks;
+use crate::source::binlog::{self, BinlogReader, Change, RowChange};
+use crate::source::history::TableSchema;
+use crate::source::{ddl, snapshot};
+use crate::transform::{self, Emit};
+
+/// Reconnect attempts after a lost binlog connection before the run fails.
+const MAX_RETRIES: u32 = 6;
+
+/// With `exactly_once`: a Kafka transaction commits once the binlog has nothing more to read
+/// right away and it is this old — so a quiet stream commits each change within milliseconds
+/// without a commit per source transaction...
+const COMMIT_IDLE: Duration = Duration::from_millis(5);
+
+/// ...and under a steady load, once it is this old: larger transactions, fewer commits.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// Committed transactions the reader task may decode ahead of the stage.
+const READ_AHEAD: usize = 64;
+
+pub(super) struct Outcome {
+    pub paused: bool,
+    pub events: u64,
+}
+
+/// A synced table during incremental sync.
+struct StreamTable {
+    route: Route,
+    types: Vec<SqlType>,
+}
+
+pub(super) struct Stream<'a> {
+    /// The plan as of the head of the schema history.
+    plan: Plan,
+    delivery: &'a Delivery,
+    metrics: Arc<Metrics>,
+    topics: TopicPartitions,
+    /// The synced tables by `db.table` in lower case, rebuilt when DDL changes one.
+    tables: HashMap<String, StreamTable>,
+    /// The source's schemas as of the last event read (the head of the schema history).
+    schemas: Vec<TableSchema>,
+    writer: Writer,
+    start: BinlogPosition,
+    until_caught_up: bool,
+    events: u64,
+}
+
+impl<'a> Stream<'a> {
+    /// Where the stream starts (the checkpoint, the handoff or the project's start point) and
+    /// the schemas it decodes with.
+    pub async fn start(
+        plan: &Plan,
+        topics: &TopicPartitions,
+        metrics: &Arc<Metrics>,
+        delivery: &'a Delivery,
+        checkpoint: &mut Checkpointer,
+        until_caught_up: bool,
+    ) -> Result<Stream<'a>> {
+        let project = &plan.project;
+        let state = checkpoint.state();
+        let start = match (&state.incremental, &state.handoff, &project.project.start) {
+            (Some(position), _, _) | (None, Some(position), _) => position.clone(),
+            (None, None, Some(start)) => match &start.value {
+                StartPoint::Position { file, pos } => BinlogPosition {
+                    file: file.clone(),
+                    pos: *pos,
+                    gtid: None,
+                },
+                StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
+                // The file and position are the server's own once the GTID stream starts.
+                StartPoint::Gtid(gtid) => BinlogPosition {
+                    file: String::new(),
+                    pos: 4,
+                    gtid: Some(gtid.clone()),
+                },
+            },
+            (None, None, None) => snapshot::binlog_position(&project.source)
+                .await?
+                .ok_or_else(|| {
+                    Error::Definite(format!(
+                        "source `{}` has no binlog to stream from (SHOW MASTER STATUS is empty)",
+                        project.source.name.value
+                    ))
+                })?,
+        };
+        if state.incremental.is_none() {
+            checkpoint.update(|c| {
+                c.incremental_started_at = checkpoint::unix_now();
+                c.incremental = Some(start.clone());
+            });
+            checkpoint.save().await?;
+        }
+        // Decode with the schemas as of the checkpoint (the schema history), not today's.
+        let catalog = match &checkpoint.state().schemas {
+            Some(schemas) => TableSchema::catalog(schemas),
+            None => {
+                let catalog = live_catalog(project).await?;
+                checkpoint.update(|c| c.schemas = Some(TableSchema::of(&catalog)));
+                checkpoint.save().await?;
+                catalog
+            }
+        };
+        let plan = plan::plan(project.clone(), &catalog)?;
+        let mut stream = Stream {
+            tables: HashMap::new(),
+            schemas: checkpoint.state().schemas.clone().unwrap_or_default(),
+            topics: topics.clone(),
+            metrics: Arc::clone(metrics),
+            writer: delivery.stream_writer().await?,
+            delivery,
+            plan,
+            start,
+            until_caught_up,
+            events: 0,
+        };
+        stream.tables = stream.routes(&stream.plan)?;
+        Ok(stream)
+    }
+
+    /// Streams until the binlog ends (`--until-caught-up`), a pause, or a failure.
+    pub async fn run(
+        mut self,
+        checkpoint: &mut Checkpointer,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Outcome> {
+        let project = self.plan.project.clone();
+        // `start_timestamp`: transactions committed before it are skipped, on every run.
+        let skip_before = match project.project.start.as_ref().map(|s| &s.value) {
+            Some(StartPoint::Timestamp(t)) => Some(*t),
+            _ => None,
+        };
+        tracing::info!(file = %self.start.file, pos = self.start.pos, "incremental sync starts");
+        let mut reader = Reader::spawn(&project, self.start.clone(), self.until_caught_up);
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut paused = false;
+        let mut retries = 0u32;
+        let mut last_heartbeat = Instant::now();
+        let mut batch = self.writer.exactly_once().then(KafkaTransaction::default);
+        let result = loop {
+            let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
+            // In this order: a pause first, then the binlog, and only when it has nothing ready
+            // the timers (commit, save, heartbeat).
+            let change = tokio::select! {
+                biased;
+                _ = stop.changed() => {
+                    paused = true;
+                    break Ok(());
+                }
+                change = reader.next() => change,
+                _ = sleep_until(commit_at), if commit_at.is_some() => {
+                    if let Some(batch) = &mut batch
+                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                    {
+                        break Err(e);
+                    }
+                    if let Err(e) = advance(&mut pending, checkpoint, &self.metrics) {
+                        break Err(e);
+                    }
+                    continue;
+                }
+                // While the source is idle, record what Kafka acknowledged meanwhile.
+                _ = tokio::time::sleep(checkpoint::SAVE_EVERY) => {
+                    if let Err(e) = advance(&mut pending, checkpoint, &self.metrics) {
+                        break Err(e);
+                    }
+                    if let Err(e) = checkpoint.save().await {
+                        break Err(e);
+                    }
+                    if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
+                        last_heartbeat = Instant::now();
+                        let sent = match &mut batch {
+                            Some(batch) => match batch.open(&self.writer) {
+                                Ok(()) => self.heartbeat().await,
+                                Err(e) => Err(e),
+                            },
+                            None => self.heartbeat().await,
+                        };
+                        if let Err(e) = sent {
+                            break Err(e);
+                        }
+                    }
+                    continue;
+                }
+            };
+            let change = match change {
+                Ok(Some(change)) => {
+                    retries = 0;
+                    change
+                }
+                Ok(None) => break Ok(()),
+                Err(e) if e.kind() == ErrorKind::Transient && retries < MAX_RETRIES => {
+                    retries += 1;
+                    let backoff = Duration::from_millis(500 << retries.min(5));
+                    tracing::warn!(error = %e, attempt = retries, "the binlog connection was lost; reconnecting from the checkpoint");
+                    // Resume exactly after the last acknowledged transaction.
+                    if let Some(batch) = &mut batch
+                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                    {
+                        break Err(e);
+                    }
+                    if let Err(e) = drain(&mut pending, checkpoint, &self.metrics).await {
+                        break Err(e);
+                    }
+                    if let Err(e) = checkpoint.save().await {
+                        break Err(e);
+                    }
+                    if !pending.is_empty() {
+                        // Resuming with unacknowledged transactions would replay them against a
+                        // schema that is already past them.
+                        break Err(e);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    let Some(from) = checkpoint.state().incremental.clone() else {
+                        break Err(e);
+                    };
+                    // The history goes back to the checkpoint's too: the events after it are
+                    // decoded again.
+                    if let Some(schemas) = checkpoint.state().schemas.clone()
+                        && schemas != self.schemas
+                        && let Err(e) = self.replan(TableSchema::catalog(&schemas)).await
+                    {
+                        break Err(e);
+                    }
+                    reader = Reader::spawn(&project, from, self.until_caught_up);
+                    self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => break Err(e),
+            };
+            if let Some(batch) = &mut batch
+                && let Err(e) = batch.open(&self.writer)
+            {
+                break Err(e);
+            }
+            let acks = Acks::new();
+            let mut schemas = None;
+            let (end, commit_time) = match &change {
+                Change::Transaction { end, timestamp, .. }
+                | Change::Statement { end, timestamp, .. } => (end.clone(), *timestamp),
+            };
+            let meta = ChangeMeta {
+                timestamp: commit_time,
+                position: end.to_string(),
+            };
+            match change {
+                Change::Transaction { changes, .. } => {
+                    let skipped = skip_before.is_some_and(|t| i64::from(commit_time) < t);
+                    if !skipped && let Err(e) = self.transaction(changes, &meta, &acks).await {
+                        break Err(e);
+                    }
+                }
+                Change::Statement { schema, query, .. } => {
+                    match self.statement(&schema, &query, &meta, &acks).await {
+                        Ok(new_schemas) => schemas = new_schemas,
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+            let sent = Pending {
+                end,
+                changes: acks.sent(),
+                acks,
+                schemas,
+                committed: commit_time,
+            };
+            match &mut batch {
+                Some(batch) => {
+                    batch.members.push(sent);
+                    if batch.due()
+                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                    {
+                        break Err(e);
+                    }
+                }
+                None => pending.push_back(sent),
+            }
+            if let Err(e) = advance(&mut pending, checkpoint, &self.metrics) {
+                break Err(e);
+            }
+            if let Err(e) = checkpoint.save_due().await {
+                break Err(e);
+            }
+        };
+        reader.stop();
+        // A clean end commits the Kafka transaction being filled; a failure aborts it, and the
+        // rerun starts after the last commit.
+        let result = match (result, &mut batch) {
+            (Ok(()), Some(batch)) => batch.commit(&self.writer, checkpoint, &mut pending).await,
+            (Err(e), Some(batch)) => {
+                batch.abort(&self.writer);
+                Err(e)
+            }
+            (result, None) => result,
+        };
+        // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
+        let drained = drain(&mut pending, checkpoint, &self.metrics).await;
+        checkpoint.save().await?;
+        drained?;
+        result?;
+        if !pending.is_empty() {
+            return Err(Error::Sink(
+                "Kafka did not acknowledge the last transactions within 30 s; the checkpoint \
+                 stays before them and a rerun sends them again"
+                    .to_string(),
+            ));
+        }
+        Ok(Outcome {
+            paused,
+            events: self.events,
+        })
+    }
+
+    /// The routes of the plan's tables, by `db.table` in lower case.
+    fn routes(&self, plan: &Plan) -> Result<HashMap<String, StreamTable>> {
+        let mut tables = HashMap::new();
+        for table in &plan.tables {
+            tables.insert(
+                table.qualified().to_ascii_lowercase(),
+                StreamTable {
+                    route: Route::new(table, &plan.project, &self.topics, &self.metrics)?,
+                    types: table.columns.iter().map(|c| c.sql_type.clone()).collect(),
+                },
+            );
+        }
+        Ok(tables)
+    }
+
+    /// A transaction's row changes, in order, each run of same-table same-kind changes (at
+    /// most `batch_rows` long) as one change batch: the pieces of a large transaction share its
+    /// acknowledgement group, so it stays whole.
+    async fn transaction(
+        &mut self,
+        mut changes: Vec<RowChange>,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        let limit = self.plan.project.project.batch_rows.max(1);
+        let mut start = 0;
+        while start < changes.len() {
+            let first = &changes[start];
+            let end = changes[start..]
+                .iter()
+                .take(limit)
+                .position(|c| {
+                    c.op != first.op || c.table != first.table || c.database != first.database
+                })
+                .map_or((start + limit).min(changes.len()), |n| start + n);
+            self.rows(&mut changes[start..end], meta, acks).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn rows(
+        &mut self,
+        changes: &mut [RowChange],
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        let dml = self.plan.project.project.dml;
+        let key = format!("{}.{}", changes[0].database, changes[0].table).to_ascii_lowercase();
+        let Some(table) = self.tables.get_mut(&key) else {
+            return Ok(());
+        };
+        let plan = &table.route.plan;
+        let qualified = plan.qualified();
+        let batch = ChangeBatch::from_binlog(
+            &plan.schema,
+            &table.types,
+            changes,
+            &qualified,
+            &meta.position,
+        )?;
+        let filter = plan.filter.clone();
+        let sent = self
+            .writer
+            .changes(&mut table.route, &batch, meta, acks, |images| {
+                let emits = transform::changes(
+                    filter.as_ref(),
+                    images.before,
+                    images.after,
+                    &qualified,
+                    |row| images.key_changed(row),
+                )?;
+                Ok(emits
+                    .into_iter()
+                    .filter(|emit| match emit {
+                        Emit::Insert(_) => dml.insert,
+                        Emit::Update(_) => dml.update,
+                        Emit::Delete(_) => dml.delete,
+                    })
+                    .collect())
+            })
+            .await?;
+        self.events += sent as u64;
+        Ok(())
+    }
+
+    /// HEARTBEAT records to every partition of each topic whose format has one.
+    async fn heartbeat(&mut self) -> Result<()> {
+        let seconds = checkpoint::unix_now();
+        let mut done = BTreeSet::new();
+        for table in self.tables.values_mut() {
+            let topic = table.route.plan.topic.clone();
+            if done.contains(&topic) {
+                continue;
+            }
+            if self.writer.heartbeat(&mut table.route, seconds).await? {
+                done.insert(topic);
+            }
+        }
+        Ok(())
+    }
+
+    /// A statement from the binlog: DDL on a synced table is sent (when `incremental` includes
+    /// `ddl`) and the schemas are read again for the events after it; returns them for the
+    /// schema history.
+    async fn statement(
+        &mut self,
+        schema: &str,
+        query: &str,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<Option<Vec<TableSchema>>> {
+        let project = self.plan.project.clone();
+        let named = ddl::tables_named(schema, query);
+        let (known, reaches_new): (Vec<String>, bool) = match &named {
+            Some(tables) => (
+                tables
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .filter(|t| self.tables.contains_key(t))
+                    .collect(),
+                tables.iter().any(|t| {
+                    !self.tables.contains_key(&t.to_ascii_lowercase())
+                        && t.split_once('.')
+                            .is_some_and(|(d, n)| project.syncs_table(d, n))
+                }),
+            ),
+            None => {
+                tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
+                let prefix = format!("{}.", schema.to_ascii_lowercase());
+                let tables = self
+                    .tables
+                    .keys()
+                    .filter(|t| t.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                (tables, false)
+            }
+        };
+        if known.is_empty() && !reaches_new {
+            return Ok(None);
+        }
+        for name in &known {
+            self.send_ddl(name, query, meta, acks).await?;
+        }
+        let mut schemas = self.schemas.clone();
+        let catalog = match ddl::apply(&mut schemas, schema, query) {
+            ddl::Applied::Yes => TableSchema::catalog(&schemas),
+            ddl::Applied::No => live_catalog(&project).await?,
+        };
+        self.replan(catalog).await?;
+        // A table created (or renamed) into a SYNC pattern is picked up from here on.
+        if let Some(tables) = &named {
+            for name in tables.iter().map(|t| t.to_ascii_lowercase()) {
+                if !known.contains(&name) && self.tables.contains_key(&name) {
+                    tracing::info!(table = %name, "a new table matches a SYNC pattern");
+                    self.send_ddl(&name, query, meta, acks).await?;
+                }
+            }
+        }
+        Ok(Some(self.schemas.clone()))
+    }
+
+    /// Sends a DDL statement when the project syncs DDL.
+    async fn send_ddl(
+        &mut self,
+        name: &str,
+        query: &str,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        if !self.plan.project.project.incremental.ddl {
+            return Ok(());
+        }
+        if let Some(table) = self.tables.get_mut(name) {
+            self.writer.ddl(&mut table.route, query, meta, acks).await?;
+        }
+        Ok(())
+    }
+
+    /// Plans the tables again with `catalog` (after DDL), creating the topics new tables need.
+    async fn replan(&mut self, catalog: plan::Catalog) -> Result<()> {
+        let plan = plan::plan(self.plan.project.clone(), &catalog)?;
+        let new: Vec<_> = plan
+            .tables
+            .iter()
+            .filter(|t| !self.topics.contains_key(&t.topic))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            self.topics = self
+                .delivery
+                .ensure_destinations(&new, "a new table")
+                .await?;
+        }
+        self.tables = self.routes(&plan)?;
+        self.plan = plan;
+        self.schemas = TableSchema::of(&catalog);
+        Ok(())
+    }
+}
+
+/// The binlog reader on a task of its own, a few transactions ahead of the stage.
+struct Reader {
+    changes: mpsc::Receiver<Result<Option<Change>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reader {
+    fn spawn(project: &ProjectFile, from: BinlogPosition, until_caught_up: bool) -> Reader {
+        let (tx, changes) = mpsc::channel(READ_AHEAD);
+        let source = project.source.clone();
+        let project = project.clone();
+        let task = tokio::spawn(async move {
+            let reader = BinlogReader::open(&source, &from, until_caught_up).await;
+            let mut reader = match reader {
+                Ok(reader) => reader.with_table_filter(synced_tables(&project)),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            loop {
+                let change = reader.next().await;
+                let last = !matches!(change, Ok(Some(_)));
+                if tx.send(change).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Reader { changes, task }
+    }
+
+    /// The next committed transaction or statement; `None` at the end of a non-blocking stream.
+    async fn next(&mut self) -> Result<Option<Change>> {
+        match self.changes.recv().await {
+            Some(change) => change,
+            None => Err(Error::Definite(
+                "the binlog reader stopped without a reason".to_string(),
+            )),
+        }
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Waits (bounded) until every sent transaction is acknowledged, moving the checkpoint.
+async fn drain(
+    pending: &mut VecDeque<Pending>,
+    checkpoint: &mut Checkpointer,
+    metrics: &Metrics,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pending.is_empty() && Instant::now() < deadline {
+        advance(pending, checkpoint, metrics)?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Sleeps until `at`; forever without one (the `select!` branch is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// With `exactly_once`: the Kafka transaction being filled, and the source transactions in it.
+/// They join `pending` (and may move the checkpoint) only once Kafka committed them: before
+/// that, an acknowledged message can still be aborted.
+#[derive(Default)]
+struct KafkaTransaction {
+    opened: Option<Instant>,
+    members: Vec<Pending>,
+}
+
+impl KafkaTransaction {
+    fn open(&mut self, writer: &Writer) -> Result<()> {
+        if self.opened.is_none() {
+            writer.begin()?;
+            self.opened = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// When to commit if the binlog stays quiet.
+    fn commit_when_idle(&self) -> Option<Instant> {
+        self.opened.map(|opened| opened + COMMIT_IDLE)
+    }
+
+    /// Whether to commit even though the binlog has more.
+    fn due(&self) -> bool {
+        self.opened
+            .is_some_and(|opened| opened.elapsed() >= COMMIT_EVERY)
+    }
+
+    /// Commits the open transaction with the position after its last source transaction (and
+    /// the schema history, after a DDL).
+    async fn commit(
+        &mut self,
+        writer: &Writer,
+        checkpoint: &mut Checkpointer,
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        if self.opened.take().is_none() {
+            return Ok(());
+        }
+        let state = checkpoint.state();
+        let commit = state.exactly_once_commits + 1;
+        let mut progress = Vec::new();
+        if let Some(last) = self.members.last() {
+            let earlier: u64 = pending.iter().map(|p| p.changes).sum();
+            let changes: u64 = self.members.iter().map(|p| p.changes).sum();
+            progress.push(Progress::Incremental {
+                commit,
+                position: last.end.clone(),
+                committed: u64::from(last.committed),
+                changes: state.incremental_changes + earlier + changes,
+            });
+        }
+        if let Some(schemas) = self.members.iter().rev().find_map(|p| p.schemas.clone()) {
+            progress.push(Progress::Schemas { commit, schemas });
+        }
+        if let Err(e) = writer.commit(&progress).await {
+            self.members.clear();
+            return Err(e);
+        }
+        if !progress.is_empty() {
+            checkpoint.update(|c| c.exactly_once_commits = commit);
+        }
+        pending.extend(self.members.drain(..));
+        Ok(())
+    }
+
+    fn abort(&mut self, writer: &Writer) {
+        if self.opened.take().is_some() {
+            writer.abort();
+        }
+        self.members.clear();
+    }
+}
+
+/// A transaction or statement sent to Kafka, not yet known to be acknowledged.
+struct Pending {
+    end: BinlogPosition,
+    acks: Arc<Acks>,
+    /// The schemas after a DDL, recorded once the checkpoint moves past it.
+    schemas: Option<Vec<TableSchema>>,
+    /// Commit time, Unix seconds, for the lag.
+    committed: u32,
+    /// Messages sent for it.
+    changes: u64,
+}
+
+/// Records in the checkpoint every settled transaction at the front of the queue.
+fn advance(
+    pending: &mut VecDeque<Pending>,
+    checkpoint: &mut Checkpointer,
+    metrics: &Metrics,
+) -> Result<()> {
+    while let Some(Pending { acks, .. }) = pending.front() {
+        match acks.try_settled() {
+            None => break,
+            Some(Err(failure)) => {
+                return Err(Error::Sink(format!(
+                    "incremental sync: {failure}; the checkpoint stays before this transaction \
+                     and a rerun sends it again"
+                )));
+            }
+            Some(Ok(())) => {
+                let Some(done) = pending.pop_front() else {
+                    break;
+                };
+                metrics.lag_seconds.store(
+                    checkpoint::unix_now().saturating_sub(u64::from(done.committed)),
+                    Ordering::Relaxed,
+                );
+                // With exactly_once the commit already counted; the position is the same.
+                let commit = 0;
+                let changes = checkpoint.state().incremental_changes + done.changes;
+                checkpoint.record(Progress::Incremental {
+                    commit,
+                    position: done.end,
+                    committed: u64::from(done.committed),
+                    changes,
+                });
+                if let Some(schemas) = done.schemas {
+                    checkpoint.record(Progress::Schemas { commit, schemas });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tables any SYNC statement could match (tables created later included): rows of other
+/// tables are dropped as they are read.
+fn synced_tables(project: &ProjectFile) -> binlog::TableFilter {
+    let project = project.clone();
+    Box::new(move |database, table| project.syncs_table(database, table))
+}

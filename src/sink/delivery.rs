@@ -1,0 +1,497 @@
+//! The delivery path: the one way messages leave tributary, whoever produces them (full-sync
+//! chunk readers, the binlog stream, later online snapshots and workers).
+//!
+//! ```text
+//!  stage ──(filtered change batch)──► Writer ──► Route: encode, partition ──► KafkaSink ──► Kafka
+//!    ▲                                  │ one in-flight reservation and one metrics update per batch
+//!    └──────── Acks (settled when Kafka acknowledged every message of the group) ◄──────┘
+//! ```
+//!
+//! A stage hands a [`Writer`] whole batches with the [`Acks`] group they count in (a chunk, a
+//! source transaction); it moves its checkpoint only once that group is settled. The writer owns
+//! everything between the batch and the broker: the table's [`Route`] (encoder, partitioner,
+//! topic), the in-flight budget, Kafka transactions with `exactly_once`, and the per-table
+//! metrics — for every path alike. [`Delivery`] makes the writers and the destinations they
+//! write to (topics now; tables when a lake sink sits beside Kafka behind the same calls).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::record_batch::RecordBatch;
+
+use super::admin::{self, TopicPartitions};
+use super::kafka::{Acks, KafkaSink, Refused, TransactionState};
+use super::transactions;
+use crate::batch::{ChangeBatch, ChangeMeta};
+use crate::checkpoint::{Checkpoint, Progress};
+use crate::encode::{ChangeImages, Encoder, Keys, Messages, TableContext};
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, TableMetrics};
+use crate::partition::Partitioner;
+use crate::plan::TablePlan;
+use crate::project::{Partitioning, ProjectFile};
+use crate::transform::Emit;
+
+/// Unacknowledged bytes the producers of a run may hold: the memory bound of the sink side.
+pub const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
+
+/// The stream's transactional producer waits little before sending: a commit waits for its
+/// messages, so the bulk-load `linger.ms` would add itself to every change's latency.
+const STREAM_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "2")];
+
+/// One table's way out: its topic, encoder and partitioner, and its metrics.
+pub struct Route {
+    pub plan: TablePlan,
+    encoder: Encoder,
+    partitioner: Partitioner,
+    /// The topic's partition count.
+    partitions: i32,
+    metrics: Arc<TableMetrics>,
+}
+
+impl Route {
+    pub fn new(
+        plan: &TablePlan,
+        project: &ProjectFile,
+        topics: &TopicPartitions,
+        metrics: &Metrics,
+    ) -> Result<Route> {
+        let partitions = topics.get(&plan.topic).copied().unwrap_or(1) as i32;
+        let context = TableContext::new(
+            plan,
+            project.source.kind,
+            &project.source.user,
+            project.project.business_system_id.as_deref(),
+        );
+        let encoder = Encoder::new(plan.format, context)
+            .map_err(|e| Error::Config(format!("table {}: {e}", plan.qualified())))?;
+        Ok(Route {
+            partitioner: Partitioner::new(
+                plan.partitioning,
+                &plan.database,
+                &plan.table,
+                partitions,
+                plan.partition,
+            ),
+            partitions,
+            metrics: metrics.table(&plan.qualified()),
+            encoder,
+            plan: plan.clone(),
+        })
+    }
+
+    /// The partitions a DDL statement goes to: every partition with `hash` (its rows are spread
+    /// over them), else the table's one.
+    fn ddl_partitions(&self) -> std::ops::Range<i32> {
+        match (self.plan.partitioning, self.partitioner) {
+            (Partitioning::Hash, _) => 0..self.partitions,
+            (_, Partitioner::Table { partition } | Partitioner::One { partition }) => {
+                partition..partition + 1
+            }
+            (_, Partitioner::Hash { fallback, .. }) => fallback..fallback + 1,
+        }
+    }
+}
+
+/// Where a batch's messages go.
+enum Target {
+    /// Each message to its key's partition.
+    ByKey,
+    /// The one message to each of these partitions.
+    Each(std::ops::Range<i32>),
+}
+
+/// The run's sink: the destinations and the writers. Kafka is its one kind today.
+pub struct Delivery {
+    project: ProjectFile,
+    metrics: Arc<Metrics>,
+    /// With `exactly_once`: whose progress the transactions commit.
+    transactions: Option<TransactionState>,
+}
+
+impl Delivery {
+    pub fn new(project: &ProjectFile, metrics: &Arc<Metrics>) -> Delivery {
+        Delivery {
+            project: project.clone(),
+            metrics: Arc::clone(metrics),
+            transactions: None,
+        }
+    }
+
+    /// Makes sure the topics of `tables` exist (creating the missing ones when the project has
+    /// schema sync), and returns every topic's partition count.
+    pub async fn ensure_destinations(
+        &self,
+        tables: &[TablePlan],
+        context: &str,
+    ) -> Result<TopicPartitions> {
+        let wanted: Vec<String> = tables
+            .iter()
+            .map(|t| t.topic.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let sink = &self.project.sink;
+        let options = &self.project.project;
+        if !options.sync.schema {
+            let existing = admin::fetch_topics(sink).await?;
+            let missing: Vec<&str> = wanted
+                .iter()
+                .filter(|t| !existing.contains_key(*t))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::Config(format!(
+                    "{context}: topics {} do not exist and schema sync is off; create them or \
+                     add 'schema' to `sync`",
+                    missing.join(", ")
+                )));
+            }
+            return Ok(existing);
+        }
+        admin::ensure_topics(
+            sink,
+            &wanted,
+            options.topic_partitions,
+            options.topic_replication,
+            context,
+        )
+        .await
+    }
+
+    /// With `exactly_once`: the run id (new on a first run), the state topic, the fencing of
+    /// this project's earlier producers, and the progress the last runs committed — which
+    /// overlays the local checkpoint where it is newer (a crash between a commit and the file's
+    /// save leaves the file behind).
+    pub async fn recover(&mut self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let project = &self.project;
+        if checkpoint.run_id.is_empty() {
+            checkpoint.run_id = transactions::new_run_id();
+        }
+        let state = TransactionState {
+            project: project.project.name.value.clone(),
+            run: checkpoint.run_id.clone(),
+        };
+        transactions::ensure_state_topic(&project.sink, project.project.topic_replication).await?;
+        // Fence first: a crashed run's open transactions are aborted, so reading committed
+        // records is not stopped short of the ones committed after them.
+        for role in self.roles() {
+            let id = transactions::transactional_id(&state.project, &role);
+            drop(KafkaSink::transactional(&project.sink, 1 << 20, &id, &[]).await?);
+        }
+        let progress =
+            transactions::read_progress(&project.sink, &state.project, &state.run).await?;
+        if !progress.is_empty() {
+            tracing::info!(
+                records = progress.len(),
+                "exactly_once: progress committed to Kafka overlays the local checkpoint"
+            );
+            transactions::overlay(checkpoint, progress);
+        }
+        self.transactions = Some(state);
+        Ok(())
+    }
+
+    /// The producers' roles, one transactional id each.
+    fn roles(&self) -> impl Iterator<Item = String> {
+        std::iter::once("incremental".to_string()).chain(
+            (0..self.project.project.full_concurrency).map(|reader| format!("full-{reader}")),
+        )
+    }
+
+    pub fn exactly_once(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    /// Writers for `count` concurrent full-sync readers: one shared producer, or with
+    /// `exactly_once` a transactional producer each (a chunk is one transaction); the in-flight
+    /// bound is shared out so memory stays where it is without transactions.
+    pub async fn snapshot_writers(&self, count: usize) -> Result<Vec<Writer>> {
+        let sink = &self.project.sink;
+        let mut writers = Vec::with_capacity(count);
+        match &self.transactions {
+            None => {
+                let shared = Arc::new(KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?);
+                for _ in 0..count {
+                    writers.push(self.writer(Arc::clone(&shared)));
+                }
+            }
+            Some(state) => {
+                for reader in 0..count {
+                    let id =
+                        transactions::transactional_id(&state.project, &format!("full-{reader}"));
+                    let budget = MAX_IN_FLIGHT_BYTES / count.max(1);
+                    let kafka = KafkaSink::transactional(sink, budget, &id, &[]).await?;
+                    writers.push(self.writer(Arc::new(kafka)));
+                }
+            }
+        }
+        Ok(writers)
+    }
+
+    /// The binlog stream's writer.
+    pub async fn stream_writer(&self) -> Result<Writer> {
+        let sink = &self.project.sink;
+        let kafka = match &self.transactions {
+            None => KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?,
+            Some(state) => {
+                let id = transactions::transactional_id(&state.project, "incremental");
+                KafkaSink::transactional(sink, MAX_IN_FLIGHT_BYTES, &id, STREAM_DEFAULTS).await?
+            }
+        };
+        let mut writer = self.writer(Arc::new(kafka));
+        writer.stream = true;
+        Ok(writer)
+    }
+
+    fn writer(&self, kafka: Arc<KafkaSink>) -> Writer {
+        Writer {
+            kafka,
+            transactions: self.transactions.clone(),
+            metrics: Arc::clone(&self.metrics),
+            messages: Messages::default(),
+            partitions: Vec::new(),
+            before_keys: Keys::default(),
+            after_keys: Keys::default(),
+            sequence: 0,
+            stream: false,
+        }
+    }
+}
+
+/// One producing task's handle on the delivery path.
+pub struct Writer {
+    kafka: Arc<KafkaSink>,
+    transactions: Option<TransactionState>,
+    metrics: Arc<Metrics>,
+    messages: Messages,
+    partitions: Vec<i32>,
+    before_keys: Keys,
+    after_keys: Keys,
+    /// The order of change records within a run (the formats that carry one).
+    sequence: u64,
+    /// The binlog stream's writer: its messages count as changes sent.
+    stream: bool,
+}
+
+impl Writer {
+    /// Snapshot rows: `read` rows came from the source, `batch` holds those the row filter
+    /// kept.
+    pub async fn snapshot(
+        &mut self,
+        route: &mut Route,
+        read: usize,
+        batch: &RecordBatch,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        route.metrics.read(read as u64, batch.num_rows() as u64);
+        self.messages.clear();
+        route.encoder.encode_snapshot(batch, &mut self.messages);
+        self.deliver(route, Target::ByKey, acks).await?;
+        Ok(())
+    }
+
+    /// Row changes. Each image's message keys are built once: `choose` picks the records from
+    /// them (the row filter's crossing rules, key changes, the DML filter — see
+    /// [`crate::transform::changes`]) and the messages carry them. Returns the messages sent.
+    pub async fn changes(
+        &mut self,
+        route: &mut Route,
+        batch: &ChangeBatch,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+        choose: impl FnOnce(&ChangeImages<'_>) -> Result<Vec<Emit>>,
+    ) -> Result<usize> {
+        self.before_keys.clear();
+        self.after_keys.clear();
+        if let Some(before) = &batch.before {
+            route.encoder.keys(before, &mut self.before_keys);
+        }
+        if let Some(after) = &batch.after {
+            route.encoder.keys(after, &mut self.after_keys);
+        }
+        let images = ChangeImages {
+            before: batch.before.as_ref(),
+            after: batch.after.as_ref(),
+            before_keys: &self.before_keys,
+            after_keys: &self.after_keys,
+        };
+        let emits = choose(&images)?;
+        route.metrics.read(batch.rows() as u64, emits_rows(&emits));
+        if emits.is_empty() {
+            return Ok(0);
+        }
+        self.messages.clear();
+        route.encoder.encode_keyed_changes(
+            &images,
+            &emits,
+            meta,
+            &mut self.sequence,
+            &mut self.messages,
+        );
+        let sent = self.deliver(route, Target::ByKey, acks).await?;
+        self.count_changes(sent);
+        Ok(sent)
+    }
+
+    /// The stream's row changes and DDL messages, for the metrics.
+    fn count_changes(&self, sent: usize) {
+        if self.stream {
+            self.metrics
+                .changes_sent
+                .fetch_add(sent as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A DDL statement, to the partitions that carry the table's rows; `false` when the format
+    /// sends no DDL.
+    pub async fn ddl(
+        &mut self,
+        route: &mut Route,
+        statement: &str,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<bool> {
+        self.messages.clear();
+        if !route
+            .encoder
+            .encode_ddl(statement, meta, &mut self.messages)
+        {
+            return Ok(false);
+        }
+        let partitions = route.ddl_partitions();
+        let sent = self.deliver(route, Target::Each(partitions), acks).await?;
+        self.count_changes(sent);
+        Ok(true)
+    }
+
+    /// A HEARTBEAT record at `seconds` to every partition of the route's topic; `false` when the
+    /// format has none. Heartbeats move no checkpoint: nobody awaits their acknowledgement.
+    pub async fn heartbeat(&mut self, route: &mut Route, seconds: u64) -> Result<bool> {
+        self.messages.clear();
+        if !route.encoder.encode_heartbeat(seconds, &mut self.messages) {
+            return Ok(false);
+        }
+        let partitions = 0..route.partitions;
+        self.deliver(route, Target::Each(partitions), &Acks::new())
+            .await?;
+        Ok(true)
+    }
+
+    /// The one send loop: partitions assigned, the batch's bytes reserved once, every message
+    /// handed to the producer, the table's counters moved once.
+    async fn deliver(&mut self, route: &Route, target: Target, acks: &Arc<Acks>) -> Result<usize> {
+        let messages = &self.messages;
+        let topic = route.plan.topic.as_str();
+        let (sent, bytes) = match target {
+            Target::ByKey => {
+                self.partitions.clear();
+                route.partitioner.assign(
+                    (0..messages.len()).map(|i| messages.key(i)),
+                    &mut self.partitions,
+                );
+                let records = self
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &partition)| (partition, messages.key(i), messages.payload(i)));
+                self.kafka
+                    .send_all(topic, records, messages.bytes(), acks)
+                    .await
+                    .map_err(|refused| send_error(&route.plan, refused))?;
+                (messages.len(), messages.payload_bytes())
+            }
+            Target::Each(partitions) => {
+                let count = partitions.len();
+                let payload = messages.payload(0);
+                let records = partitions.map(|partition| (partition, None, payload));
+                self.kafka
+                    .send_all(topic, records, payload.len() * count, acks)
+                    .await
+                    .map_err(|refused| send_error(&route.plan, refused))?;
+                (count, payload.len() * count)
+            }
+        };
+        route.metrics.sent(sent as u64, bytes as u64);
+        Ok(sent)
+    }
+
+    /// Opens a Kafka transaction (`exactly_once` only; nothing otherwise).
+    pub fn begin(&self) -> Result<()> {
+        match self.transactions {
+            Some(_) => self.kafka.begin(),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the open transaction with the progress its messages make (`exactly_once`
+    /// only; nothing otherwise).
+    pub async fn commit(&self, progress: &[Progress]) -> Result<()> {
+        let Some(state) = &self.transactions else {
+            return Ok(());
+        };
+        if let Err(e) = self.kafka.commit(state, progress).await {
+            self.kafka.abort();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transaction (`exactly_once` only).
+    pub fn abort(&self) {
+        if self.transactions.is_some() {
+            self.kafka.abort();
+        }
+    }
+
+    pub fn exactly_once(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    /// Waits (bounded) for everything in flight, e.g. before a clean pause.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        self.kafka.flush(timeout);
+    }
+}
+
+/// Source rows that produced at least one record.
+fn emits_rows(emits: &[Emit]) -> u64 {
+    let mut rows = 0;
+    let mut last = None;
+    for emit in emits {
+        let row = match *emit {
+            Emit::Insert(row) | Emit::Update(row) | Emit::Delete(row) => row,
+        };
+        if last != Some(row) {
+            rows += 1;
+            last = Some(row);
+        }
+    }
+    rows
+}
+
+fn send_error(table: &TablePlan, refused: Refused) -> Error {
+    let key = refused
+        .key
+        .as_deref()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_else(|| "null".into());
+    match refused.error {
+        rdkafka::error::KafkaError::MessageProduction(
+            rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+        ) => Error::Sink(format!(
+            "table {}: the row with key {key} is larger than the producer's message.max.bytes; \
+             raise 'message.max.bytes' on the sink (and the topic's max.message.bytes), or leave \
+             the large column out with COLUMNS",
+            table.qualified()
+        )),
+        other => Error::Sink(format!(
+            "table {}: Kafka refused the message with key {key}: {other}",
+            table.qualified()
+        )),
+    }
+}
+
+/// Routes of the tables a stage writes, by `db.table` in lower case.
+pub type Routes = BTreeMap<String, Route>;
