@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use arrow::record_batch::RecordBatch;
 
 use super::admin::{self, TopicPartitions};
-use super::kafka::{Acks, KafkaSink, Refused, TransactionState};
+use super::kafka::{Acks, Defaults, KafkaSink, Refused, TransactionState};
 use super::transactions;
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{Checkpoint, Progress};
@@ -38,7 +38,10 @@ pub const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
 
 /// The stream's transactional producer waits little before sending: a commit waits for its
 /// messages, so the bulk-load `linger.ms` would add itself to every change's latency.
-const STREAM_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "2")];
+const STREAM_DEFAULTS: Defaults = &[("linger.ms", "2")];
+
+/// Full-sync producers keep the bulk-load defaults.
+const NO_DEFAULTS: Defaults = &[];
 
 /// One table's way out: its topic, encoder and partitioner, and its metrics.
 pub struct Route {
@@ -108,6 +111,9 @@ pub struct Delivery {
     metrics: Arc<Metrics>,
     /// With `exactly_once`: whose progress the transactions commit.
     transactions: Option<TransactionState>,
+    /// With `exactly_once`: the transactional producers started (and so fenced) by
+    /// [`Delivery::recover`], by role, until a writer takes them.
+    started: std::sync::Mutex<BTreeMap<String, KafkaSink>>,
 }
 
 impl Delivery {
@@ -116,6 +122,7 @@ impl Delivery {
             project: project.clone(),
             metrics: Arc::clone(metrics),
             transactions: None,
+            started: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -166,7 +173,9 @@ impl Delivery {
     /// save leaves the file behind).
     pub async fn recover(&mut self, checkpoint: &mut Checkpoint) -> Result<()> {
         let project = &self.project;
-        if checkpoint.run_id.is_empty() {
+        // A new run id has no progress in the state topic yet: nothing to read back.
+        let new_run = checkpoint.run_id.is_empty();
+        if new_run {
             checkpoint.run_id = transactions::new_run_id();
         }
         let state = TransactionState {
@@ -174,14 +183,42 @@ impl Delivery {
             run: checkpoint.run_id.clone(),
         };
         transactions::ensure_state_topic(&project.sink, project.project.topic_replication).await?;
-        // Fence first: a crashed run's open transactions are aborted, so reading committed
-        // records is not stopped short of the ones committed after them.
-        for role in self.roles() {
-            let id = transactions::transactional_id(&state.project, &role);
-            drop(KafkaSink::transactional(&project.sink, 1 << 20, &id, &[]).await?);
+        // Fence first: starting this run's producers aborts a crashed run's open transactions,
+        // so reading committed records is not stopped short of the ones committed after them.
+        // The producers are started together, and kept for the writers.
+        let readers = project.project.full_concurrency.max(1);
+        let mut roles = vec![(
+            "incremental".to_string(),
+            MAX_IN_FLIGHT_BYTES,
+            STREAM_DEFAULTS,
+        )];
+        roles.extend((0..readers).map(|r| {
+            (
+                format!("full-{r}"),
+                MAX_IN_FLIGHT_BYTES / readers,
+                NO_DEFAULTS,
+            )
+        }));
+        let producers = roles
+            .iter()
+            .map(|(role, budget, defaults)| {
+                let id = transactions::transactional_id(&state.project, role);
+                (id, *budget, *defaults)
+            })
+            .collect();
+        let began = std::time::Instant::now();
+        let started = KafkaSink::transactional_all(&project.sink, producers).await?;
+        tracing::debug!(elapsed = ?began.elapsed(), "exactly_once: transactional producers started");
+        if let Ok(mut kept) = self.started.lock() {
+            kept.extend(roles.into_iter().map(|(role, ..)| role).zip(started));
         }
-        let progress =
-            transactions::read_progress(&project.sink, &state.project, &state.run).await?;
+        let began = std::time::Instant::now();
+        let progress = if new_run {
+            Vec::new()
+        } else {
+            transactions::read_progress(&project.sink, &state.project, &state.run).await?
+        };
+        tracing::debug!(elapsed = ?began.elapsed(), "exactly_once: state topic read");
         if !progress.is_empty() {
             tracing::info!(
                 records = progress.len(),
@@ -193,11 +230,20 @@ impl Delivery {
         Ok(())
     }
 
-    /// The producers' roles, one transactional id each.
-    fn roles(&self) -> impl Iterator<Item = String> {
-        std::iter::once("incremental".to_string()).chain(
-            (0..self.project.project.full_concurrency).map(|reader| format!("full-{reader}")),
-        )
+    /// The transactional producer of `role`: the one [`Delivery::recover`] started, or a new
+    /// one.
+    async fn transactional(
+        &self,
+        role: &str,
+        budget: usize,
+        defaults: Defaults,
+    ) -> Result<KafkaSink> {
+        if let Some(started) = self.started.lock().ok().and_then(|mut s| s.remove(role)) {
+            return Ok(started);
+        }
+        let project = &self.project.project.name.value;
+        let id = transactions::transactional_id(project, role);
+        KafkaSink::transactional(&self.project.sink, budget, &id, defaults).await
     }
 
     pub fn exactly_once(&self) -> bool {
@@ -217,12 +263,12 @@ impl Delivery {
                     writers.push(self.writer(Arc::clone(&shared)));
                 }
             }
-            Some(state) => {
+            Some(_) => {
                 for reader in 0..count {
-                    let id =
-                        transactions::transactional_id(&state.project, &format!("full-{reader}"));
                     let budget = MAX_IN_FLIGHT_BYTES / count.max(1);
-                    let kafka = KafkaSink::transactional(sink, budget, &id, &[]).await?;
+                    let kafka = self
+                        .transactional(&format!("full-{reader}"), budget, NO_DEFAULTS)
+                        .await?;
                     writers.push(self.writer(Arc::new(kafka)));
                 }
             }
@@ -235,9 +281,9 @@ impl Delivery {
         let sink = &self.project.sink;
         let kafka = match &self.transactions {
             None => KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?,
-            Some(state) => {
-                let id = transactions::transactional_id(&state.project, "incremental");
-                KafkaSink::transactional(sink, MAX_IN_FLIGHT_BYTES, &id, STREAM_DEFAULTS).await?
+            Some(_) => {
+                self.transactional("incremental", MAX_IN_FLIGHT_BYTES, STREAM_DEFAULTS)
+                    .await?
             }
         };
         let mut writer = self.writer(Arc::new(kafka));

@@ -19,6 +19,9 @@ use crate::checkpoint::Progress;
 use crate::error::{Error, Result};
 use crate::project::SinkDef;
 
+/// Producer settings that override the bulk-load [`DEFAULTS`] for one kind of producer.
+pub type Defaults = &'static [(&'static str, &'static str)];
+
 /// Producer settings tuned for bulk loads; any quoted property of the sink overrides them.
 const DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
@@ -208,6 +211,28 @@ impl KafkaSink {
             |p| p.init_transactions(super::transactions::COMMIT_TIMEOUT),
         )?;
         Ok(producer)
+    }
+
+    /// [`KafkaSink::transactional`] for several ids at once: each start waits for the
+    /// transaction coordinator, so they wait together.
+    pub async fn transactional_all(
+        sink: &SinkDef,
+        producers: Vec<(String, usize, Defaults)>,
+    ) -> Result<Vec<KafkaSink>> {
+        let starts: Vec<_> = producers
+            .into_iter()
+            .map(|(id, budget, defaults)| {
+                let sink = sink.clone();
+                tokio::spawn(async move { Self::transactional(&sink, budget, &id, defaults).await })
+            })
+            .collect();
+        let mut started = Vec::with_capacity(starts.len());
+        for start in starts {
+            started.push(start.await.map_err(|e| {
+                Error::Definite(format!("starting a transactional producer failed: {e}"))
+            })??);
+        }
+        Ok(started)
     }
 
     fn with_config(

@@ -135,6 +135,9 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // The end of the topic is what the reader waits for: do not let the broker hold an
+        // empty fetch for the default 500 ms.
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(StateReader)
         .map_err(kafka(format!("sink `{sink}`: cannot create a consumer")))?;
     let mut assignment = TopicPartitionList::new();
