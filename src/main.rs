@@ -4,6 +4,10 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// Decoding rows allocates a buffer per value; mimalloc keeps that cheap on every thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Stream MySQL, MariaDB and OceanBase tables into Kafka, driven by a SQL project file.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about)]
