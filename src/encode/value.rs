@@ -164,11 +164,19 @@ impl<'a> ValueWriter<'a> {
             ValueWriter::Float32(a) => write_float(a.value(row) as f64, Some(a.value(row)), out),
             ValueWriter::Float64(a) => write_float(a.value(row), None, out),
             ValueWriter::Decimal128(a, scale) => {
-                let digits = itoa::Buffer::new().format(a.value(row)).to_string();
-                write_decimal(&digits, *scale, out)
+                write_decimal(itoa::Buffer::new().format(a.value(row)), *scale, out)
             }
             ValueWriter::Decimal256(a, scale) => {
-                write_decimal(&a.value(row).to_string(), *scale, out)
+                // Up to 77 digits and a sign, formatted on the stack: no String per value.
+                let mut digits = [0u8; 80];
+                let mut cursor = std::io::Cursor::new(&mut digits[..]);
+                let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", a.value(row)));
+                let len = cursor.position() as usize;
+                write_decimal(
+                    std::str::from_utf8(&digits[..len]).unwrap_or("0"),
+                    *scale,
+                    out,
+                )
             }
             ValueWriter::Text(a) => write_escaped(a.value(row), out),
             ValueWriter::Bytes(a) => write_base64(a.value(row), out),

@@ -609,7 +609,16 @@ fn timestamp_value(text: &[u8]) -> Option<Value> {
     if seconds == 0 && fraction.trim_matches('0').is_empty() {
         return Some(Value::Date(0, 0, 0, 0, 0, 0, 0));
     }
-    let micros: u32 = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
+    // The fraction's first six digits, right-padded with zeros: microseconds, no String.
+    let mut micros = 0u32;
+    for i in 0..6 {
+        let digit = match fraction.as_bytes().get(i) {
+            Some(d) if d.is_ascii_digit() => u32::from(d - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        micros = micros * 10 + digit;
+    }
     let (y, m, d) = crate::temporal::civil_from_days(seconds.div_euclid(86_400));
     let in_day = seconds.rem_euclid(86_400);
     Some(Value::Date(
