@@ -31,8 +31,8 @@ use crate::sink::admin::TopicPartitions;
 use crate::sink::delivery::{Delivery, Route, Writer};
 use crate::sink::kafka::Acks;
 use crate::source::binlog::{self, BinlogReader, Change, RowChange};
-use crate::source::history::TableSchema;
-use crate::source::{ddl, snapshot};
+use crate::source::history::{self, Ddl, TableSchema};
+use crate::source::snapshot;
 use crate::transform::{self, Emit};
 
 /// Reconnect attempts after a lost binlog connection before the run fails.
@@ -454,51 +454,23 @@ impl<'a> Stream<'a> {
         acks: &Arc<Acks>,
     ) -> Result<Option<Vec<TableSchema>>> {
         let project = self.plan.project.clone();
-        let named = ddl::tables_named(schema, query);
-        let (known, reaches_new): (Vec<String>, bool) = match &named {
-            Some(tables) => (
-                tables
-                    .iter()
-                    .map(|t| t.to_ascii_lowercase())
-                    .filter(|t| self.tables.contains_key(t))
-                    .collect(),
-                tables.iter().any(|t| {
-                    !self.tables.contains_key(&t.to_ascii_lowercase())
-                        && t.split_once('.')
-                            .is_some_and(|(d, n)| project.syncs_table(d, n))
-                }),
-            ),
-            None => {
-                tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
-                let prefix = format!("{}.", schema.to_ascii_lowercase());
-                let tables = self
-                    .tables
-                    .keys()
-                    .filter(|t| t.starts_with(&prefix))
-                    .cloned()
-                    .collect();
-                (tables, false)
-            }
-        };
-        if known.is_empty() && !reaches_new {
+        let synced: Vec<&str> = self.tables.keys().map(String::as_str).collect();
+        let Some(ddl) = Ddl::of(schema, query, &synced, |d, t| project.syncs_table(d, t)) else {
             return Ok(None);
-        }
-        for name in &known {
+        };
+        for name in &ddl.synced {
             self.send_ddl(name, query, meta, acks).await?;
         }
-        let mut schemas = self.schemas.clone();
-        let catalog = match ddl::apply(&mut schemas, schema, query) {
-            ddl::Applied::Yes => TableSchema::catalog(&schemas),
-            ddl::Applied::No => live_catalog(&project).await?,
+        let catalog = match history::after(&self.schemas, schema, query) {
+            Some(schemas) => TableSchema::catalog(&schemas),
+            None => live_catalog(&project).await?,
         };
         self.replan(catalog).await?;
         // A table created (or renamed) into a SYNC pattern is picked up from here on.
-        if let Some(tables) = &named {
-            for name in tables.iter().map(|t| t.to_ascii_lowercase()) {
-                if !known.contains(&name) && self.tables.contains_key(&name) {
-                    tracing::info!(table = %name, "a new table matches a SYNC pattern");
-                    self.send_ddl(&name, query, meta, acks).await?;
-                }
+        for name in ddl.named.iter().flatten() {
+            if !ddl.synced.contains(name) && self.tables.contains_key(name) {
+                tracing::info!(table = %name, "a new table matches a SYNC pattern");
+                self.send_ddl(name, query, meta, acks).await?;
             }
         }
         Ok(Some(self.schemas.clone()))

@@ -34,7 +34,7 @@ use crate::project::{Partitioning, ProjectFile};
 use crate::transform::Emit;
 
 /// Unacknowledged bytes the producers of a run may hold: the memory bound of the sink side.
-pub const MAX_IN_FLIGHT_BYTES: usize = 128 << 20;
+pub const MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 
 /// The stream's transactional producer waits little before sending: a commit waits for its
 /// messages, so the bulk-load `linger.ms` would add itself to every change's latency.
