@@ -320,7 +320,7 @@ impl BinlogReader {
                     } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
                         // Inside a transaction a statement is never a checkpoint: SAVEPOINT and
                         // the like are skipped, XA is refused rather than half-sent.
-                        if trimmed.len() >= 3 && trimmed[..3].eq_ignore_ascii_case("XA ") {
+                        if is_xa(trimmed) {
                             return Err(Error::Definite(format!(
                                 "an XA transaction at {}:{} ({trimmed}); tributary does not sync \
                                  XA transactions",
@@ -466,6 +466,14 @@ impl BinlogReader {
         }
         Ok(())
     }
+}
+
+/// Whether a statement is an XA command. By characters: a statement may open with a multi-byte
+/// character, which byte slicing would split (a panic).
+fn is_xa(statement: &str) -> bool {
+    statement
+        .get(..3)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("XA "))
 }
 
 /// The first binlog position at or after `timestamp` (Unix seconds): the start of the newest
@@ -676,6 +684,15 @@ pub type TableTypes = HashMap<String, Vec<SqlType>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_opening_with_multibyte_characters_are_not_xa() {
+        // `trimmed[..3]` split the `é` and panicked on these.
+        assert!(!is_xa("ééé = 1"));
+        assert!(!is_xa("a日本"));
+        assert!(is_xa("xa commit 'x'"));
+        assert!(!is_xa("XA"));
+    }
 
     #[test]
     fn binlog_values_become_snapshot_values() {
