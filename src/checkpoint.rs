@@ -278,6 +278,12 @@ impl Checkpointer {
     }
 }
 
+/// A run's hold on its state dir; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
 /// The state directory of one project.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -340,6 +346,40 @@ impl Store {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+
+    /// Takes the state dir for one run: a second `run` of the project (or any run with the same
+    /// state dir) is refused, naming the holder's pid, until this one ends. The lock is the
+    /// operating system's, so it goes with the process however that ends.
+    pub fn lock(&self) -> Result<StateLock> {
+        let io = |what: &str, e| Error::io(format!("{what} in {}", self.dir.display()), e);
+        std::fs::create_dir_all(&self.dir).map_err(|e| io("cannot create the state dir", e))?;
+        let path = self.dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("cannot open the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                return Err(Error::Config(format!(
+                    "the state dir {} is in use by another run (pid {}); stop that run first, or \
+                     give this one its own --state-dir",
+                    self.dir.display(),
+                    if holder.is_empty() { "unknown" } else { holder }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock the state dir", e)),
+        }
+        file.set_len(0)
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| io("cannot write the lock file", e))?;
+        Ok(StateLock { _file: file })
     }
 
     /// Forgets the checkpoint: the next run starts over.

@@ -66,6 +66,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let project = &plan.project;
     let store = state_store(project, options.state_dir.as_deref());
+    let _lock = store.lock()?;
     let mut state = store.load()?.unwrap_or_else(|| Checkpoint {
         project: project.project.name.value.clone(),
         format: checkpoint::FORMAT,

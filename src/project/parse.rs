@@ -381,7 +381,8 @@ fn parse_source(c: &mut Cursor) -> Parsed<SourceDef> {
     let password = o.string("password")?.map(|p| p.value);
     let binlog_host = o.string("binlog_host")?.map(|h| h.value);
     let binlog_port = o.integer("binlog_port", 1, 65535)?.map(|p| p as u16);
-    let server_id = o.integer("server_id", 1, u32::MAX as i64)?.unwrap_or(5701) as u32;
+    // 0 until the project's name is known: see `default_server_id`.
+    let server_id = o.integer("server_id", 1, u32::MAX as i64)?.unwrap_or(0) as u32;
     let timezone = o.string("timezone")?;
     if let Some(tz) = &timezone
         && crate::temporal::parse_offset(&tz.value).is_none()
@@ -1071,7 +1072,7 @@ impl Parts {
         };
         unique(self.sources.iter().map(|s| &s.name).collect(), "source")?;
         unique(self.sinks.iter().map(|s| &s.name).collect(), "sink")?;
-        let source = self
+        let mut source = self
             .sources
             .into_iter()
             .find(|s| s.name.value.eq_ignore_ascii_case(&source_name.value))
@@ -1128,6 +1129,9 @@ impl Parts {
         {
             check_start_gtid(gtid, source.kind).map_err(|e| located(*pos, e))?;
         }
+        if source.server_id == 0 {
+            source.server_id = default_server_id(&project.name.value);
+        }
         if self.syncs.is_empty() {
             return Err(located(
                 self.end,
@@ -1143,6 +1147,21 @@ impl Parts {
             syncs: self.syncs,
         })
     }
+}
+
+/// The replica id a project's binlog connection uses when the source sets no `server_id`: a
+/// hash of the project's name, so two projects streaming from one server do not take each
+/// other's place, and a project keeps its id from run to run. Far above the small ids servers
+/// usually have.
+pub fn default_server_id(project: &str) -> u32 {
+    // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in project.to_ascii_lowercase().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    const LOW: u32 = 100_000;
+    LOW + hash % (i32::MAX as u32 - LOW)
 }
 
 /// `start_gtid` in the source's flavor: MariaDB's `domain-server-sequence` list, or a MySQL
@@ -1188,5 +1207,30 @@ pub(crate) fn check_filter_text(text: &str) -> std::result::Result<(), String> {
             "unexpected {} after the condition",
             describe(c.peek())
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_server_id;
+
+    #[test]
+    fn default_server_ids_differ_by_project_and_stay_put() {
+        let orders = default_server_id("shop_orders");
+        assert_eq!(
+            orders,
+            default_server_id("SHOP_ORDERS"),
+            "names are case-insensitive"
+        );
+        assert_eq!(
+            orders,
+            default_server_id("shop_orders"),
+            "the same on every run"
+        );
+        assert_ne!(orders, default_server_id("shop_users"));
+        for name in ["a", "shop_orders", "x".repeat(300).as_str()] {
+            let id = default_server_id(name);
+            assert!((100_000..i32::MAX as u32).contains(&id), "{name}: {id}");
+        }
     }
 }

@@ -1,0 +1,124 @@
+//! Several runs against one server (design.md §2): projects that set no `server_id` stream from
+//! one MariaDB side by side, and a second run of one project is refused while the first holds
+//! its state dir.
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use mysql_async::Opts;
+use mysql_async::prelude::*;
+
+/// The test MariaDB as a source, without a `server_id`: the default is what is tested.
+fn source_without_server_id() -> String {
+    let url = Opts::from_url(&common::mariadb_url()).expect("MariaDB URL");
+    format!(
+        "type = 'mariadb', host = '{}', port = {}, user = '{}', password = '{}'",
+        url.ip_or_hostname(),
+        url.tcp_port(),
+        url.user().unwrap_or("root"),
+        url.pass().unwrap_or(""),
+    )
+}
+
+fn streaming_project(name: &str, db: &str, topic: &str) -> common::Project {
+    common::Project::new(
+        name,
+        &source_without_server_id(),
+        "sync = 'schema, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    )
+}
+
+/// Waits until a streaming run has recorded where its stream starts, then a moment for its
+/// binlog connection to register.
+fn wait_until_streaming(project: &common::Project, run: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(project.checkpoint_path())
+        .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
+    {
+        assert!(
+            run.try_wait().expect("wait").is_none(),
+            "the run ended before it streamed"
+        );
+        assert!(Instant::now() < deadline, "the run did not start streaming");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+}
+
+/// SIGTERM pauses a streaming run cleanly: exit 0.
+fn pause(mut run: Child) {
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let status = run.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "a paused run exits 0");
+}
+
+#[tokio::test]
+async fn projects_without_a_server_id_stream_from_one_server_side_by_side() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, topic_a) =
+        common::new_table(&mut conn, "side_a", "id INT PRIMARY KEY, v VARCHAR(8)").await;
+    let topic_b = common::unique("side_b");
+    let a = streaming_project("side_a", &db, &topic_a);
+    let b = streaming_project("side_b", &db, &topic_b);
+    let mut run_a = a.spawn(&[]);
+    wait_until_streaming(&a, &mut run_a);
+    let mut run_b = b.spawn(&[]);
+    wait_until_streaming(&b, &mut run_b);
+
+    for batch in 0..2 {
+        let values: Vec<String> = (1..=100)
+            .map(|i| format!("({}, 'v')", batch * 100 + i))
+            .collect();
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(", ")))
+            .await
+            .expect("insert");
+    }
+    for topic in [&topic_a, &topic_b] {
+        let messages = common::consume_all(topic, 200, Duration::from_secs(60));
+        assert_eq!(messages.len(), 200, "every row reaches {topic}");
+    }
+    // With one default replica id, the second project's connection made the server drop the
+    // first's ("same server_uuid/server_id"), which ended it with exit 2.
+    assert!(
+        run_a.try_wait().expect("wait").is_none(),
+        "the first project still streams after the second started"
+    );
+    assert!(run_b.try_wait().expect("wait").is_none());
+    pause(run_a);
+    pause(run_b);
+}
+
+#[tokio::test]
+async fn a_second_run_of_a_project_is_refused_and_names_the_first() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, topic) =
+        common::new_table(&mut conn, "second_run", "id INT PRIMARY KEY, v VARCHAR(8)").await;
+    let project = streaming_project("second_run", &db, &topic);
+    let mut first = project.spawn(&[]);
+    wait_until_streaming(&project, &mut first);
+
+    let second = project.run(&["--until-caught-up"]);
+    assert_eq!(second.code, 1, "{}{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("in use by another run (pid {})", first.id())),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "the first run keeps streaming"
+    );
+    pause(first);
+    // Once the first run ended, the project runs again.
+    project.catch_up();
+}
