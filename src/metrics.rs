@@ -72,7 +72,7 @@ impl Metrics {
             ),
             (
                 "tributary_rows_filtered_total",
-                "Rows dropped by the row filter.",
+                "Rows read that produced no message (the row filter, or the DML filter).",
                 |t| t.rows_filtered.load(Ordering::Relaxed),
             ),
             (

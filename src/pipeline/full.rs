@@ -122,7 +122,13 @@ impl FullSync<'_> {
                         break Err(e);
                     }
                 }
-                _ = ticker.tick() => progress.report(&watched, checkpoint.state()),
+                _ = ticker.tick() => {
+                    progress.report(&watched, checkpoint.state());
+                    // A chunk recorded just after a save is not left unsaved until the next one.
+                    if let Err(e) = checkpoint.save_due().await {
+                        break Err(e);
+                    }
+                }
             }
         };
         let mut failure = recorded.err();

@@ -548,12 +548,25 @@ impl Reader {
 
     /// The next committed transaction or statement; `None` at the end of a non-blocking stream.
     async fn next(&mut self) -> Result<Option<Change>> {
-        match self.changes.recv().await {
-            Some(change) => change,
-            None => Err(Error::Definite(
-                "the binlog reader stopped without a reason".to_string(),
-            )),
+        if let Some(change) = self.changes.recv().await {
+            return change;
         }
+        // The task ended without a word: it panicked (a decoding bug); say what it said.
+        let reason = match (&mut self.task).await {
+            Err(e) if e.is_panic() => {
+                let panic = e.into_panic();
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        Err(Error::Definite(format!(
+            "the binlog reader failed ({reason}); please report this with the binlog position \
+             in the checkpoint — a rerun resumes from it"
+        )))
     }
 
     fn stop(self) {

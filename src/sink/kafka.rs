@@ -1,8 +1,8 @@
 //! The Kafka producer: many messages in flight, never awaited one by one. Each message carries
-//! its [`Acks`] group (a full-sync chunk) to librdkafka's delivery callback, which counts it down;
-//! the pipeline awaits the group before it checkpoints. Bytes in flight are bounded by a
-//! semaphore that the callback refills, so a slow broker slows the readers instead of growing
-//! memory.
+//! its [`Acks`] group (a full-sync chunk, a source transaction) to librdkafka's delivery
+//! callback, which counts it down; the stages await the group before they checkpoint. Bytes in
+//! flight are bounded by a budget each batch reserves once and each callback refills, so a slow
+//! broker slows the writers instead of growing memory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -322,7 +322,7 @@ impl KafkaSink {
 
     /// Waits (bounded) for everything in flight, e.g. before a clean pause.
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.producer.flush(timeout);
+        let _ = self.blocking(String::new(), |p| p.flush(timeout));
     }
 
     /// Opens a transaction (transactional producers only).
@@ -343,7 +343,7 @@ impl KafkaSink {
     /// Adds `progress` to the open transaction and commits it: Kafka then holds the messages
     /// and the progress they make, or neither.
     pub async fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
-        // Their delivery is part of the commit: the counter only serves `send`.
+        // Their delivery is part of the commit: the counter only serves `send_all`.
         let acks = Acks::new();
         for record in progress {
             let (key, payload) = super::transactions::record(record, &state.project, &state.run)?;

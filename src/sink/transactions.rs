@@ -5,8 +5,8 @@
 //! written into the same transaction, as a record of the compacted state topic. Kafka commits
 //! both or neither, so after a crash the state topic says exactly what consumers reading
 //! committed data (`isolation.level = read_committed`) have seen: a restart continues from there
-//! and sends nothing twice. The local checkpoint file is still written (after each full-sync
-//! chunk, and at least every 500 ms while streaming); at start the state topic's newer records
+//! and sends nothing twice. The local checkpoint file is still written (at least every 500 ms
+//! while chunks finish or changes stream, and at the end); at start the state topic's newer records
 //! overlay it, because a crash between a commit and the file's save leaves the file behind.
 //!
 //! Records are keyed `project/run/…`: `run` is a random id kept in the local checkpoint, so
