@@ -196,3 +196,100 @@ async fn check_names_the_state_topic() {
         outcome.stdout
     );
 }
+
+/// With read_committed, a consumer's end of partition stops at the first open transaction: an
+/// unrelated producer's transaction open on the state topic made a restart stop reading before
+/// the project's newest commits, and send them again.
+#[tokio::test]
+async fn another_open_transaction_on_the_state_topic_does_not_hide_committed_progress() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    common::require_kafka();
+    let db = common::unique("eo_lso");
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db};\nCREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)"),
+    )
+    .await;
+    let start: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("binlog position")
+        .expect("a binlog");
+    let (file, pos): (String, u64) = (start.get(0).expect("file"), start.get(1).expect("pos"));
+    for i in 1..=20 {
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, 0)"))
+            .await
+            .expect("insert");
+    }
+
+    // Another producer's transaction, open on the state topic before this project commits.
+    let other: BaseProducer = common::kafka_config()
+        .set("transactional.id", common::unique("eo_lso_other"))
+        .create()
+        .expect("producer");
+    other
+        .init_transactions(Duration::from_secs(30))
+        .expect("init");
+    other.begin_transaction().expect("begin");
+    other
+        .send(
+            BaseRecord::to("__tributary_state")
+                .partition(0)
+                .key("someone-else/x")
+                .payload("{}"),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    other.flush(Duration::from_secs(10)).expect("flush");
+
+    let topic = common::unique("eo_lso");
+    let project = project(
+        "eo_lso",
+        &format!(", sync = 'schema, incremental', start_position = '{file}:{pos}'"),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let first = project.catch_up();
+    assert!(
+        first.stdout.contains("sync: 20 changes sent"),
+        "{}",
+        first.stdout
+    );
+
+    // The file falls behind Kafka (a crash right after the stream started).
+    let mut stale = read_checkpoint(&project);
+    stale["incremental"] =
+        serde_json::json!({ "file": file, "pos": pos, "gtid": stale["incremental"]["gtid"] });
+    stale["incremental_changes"] = 0.into();
+    stale["exactly_once_commits"] = 0.into();
+    write_checkpoint(&project, &stale);
+
+    // The restart reads the state topic to its end: it waits for the other transaction, which
+    // ends a moment later.
+    let args = project.args("run", &["--until-caught-up"]);
+    let restart = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(args)
+            .output()
+            .expect("run")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    other
+        .abort_transaction(Duration::from_secs(30))
+        .expect("abort");
+    let output = restart.join().expect("restart");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("sync: 0 changes sent"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let messages = common::consume_all(&topic, 20, Duration::from_secs(30));
+    assert_eq!(messages.len(), 20, "every change once");
+}

@@ -130,6 +130,13 @@ impl ConsumerContext for StateReader {}
 
 fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<Vec<Progress>> {
     let kafka = |context: String| move |source: KafkaError| Error::Kafka { context, source };
+    // The partition's real end, asked for read uncommitted: asked read committed, Kafka answers
+    // with the last stable offset, which is where an open transaction holds the reader back.
+    let end_probe: BaseConsumer<StateReader> = config
+        .clone()
+        .set("isolation.level", "read_uncommitted")
+        .create_with_context(StateReader)
+        .map_err(kafka(format!("sink `{sink}`: cannot create a consumer")))?;
     let consumer: BaseConsumer<StateReader> = config
         .set("group.id", "tributary-state-reader")
         .set("enable.auto.commit", "false")
@@ -148,6 +155,25 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
         .assign(&assignment)
         .map_err(kafka(format!("sink `{sink}`: reading {STATE_TOPIC}")))?;
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    // The end is the partition's high watermark, taken now. With read_committed, librdkafka
+    // reports the end of the partition at the last stable offset, which an open transaction of
+    // any producer holds back: stopping there would miss this project's newest commits. Reading
+    // on past it waits for that transaction to end.
+    let end = loop {
+        match end_probe.fetch_watermarks(STATE_TOPIC, 0, Duration::from_secs(5)) {
+            Ok((_, high)) => break high,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "exactly_once: the state topic's end is not known yet");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(Error::Kafka {
+                    context: format!("sink `{sink}`: reading the end of {STATE_TOPIC}"),
+                    source: e,
+                });
+            }
+        }
+    };
     let mut progress = Vec::new();
     loop {
         if std::time::Instant::now() > deadline {
@@ -160,7 +186,13 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                if read_to(&consumer, end) {
+                    break;
+                }
+                // Held back by an open transaction: read on once it ends (or time out above).
+                std::thread::sleep(Duration::from_millis(20));
+            }
             // Just created: the partition may take a moment to have a leader.
             Some(Err(e))
                 if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
@@ -193,6 +225,18 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
         }
     }
     Ok(progress)
+}
+
+/// Whether the reader's position has reached `end` (an empty partition is read at once).
+fn read_to(consumer: &BaseConsumer<StateReader>, end: i64) -> bool {
+    if end <= 0 {
+        return true;
+    }
+    let position = consumer
+        .position()
+        .ok()
+        .and_then(|list| list.find_partition(STATE_TOPIC, 0).map(|p| p.offset()));
+    matches!(position, Some(Offset::Offset(at)) if at >= end)
 }
 
 #[cfg(test)]
