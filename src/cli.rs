@@ -78,6 +78,8 @@ pub async fn run(command: Command) -> Result<()> {
             state_dir,
             metrics_addr,
         } => {
+            // Signals pause from here on, planning included.
+            let pause = pipeline::Pause::on_signals();
             let plan = load_plan(&project).await?;
             for warning in &plan.warnings {
                 tracing::warn!("{warning}");
@@ -86,6 +88,7 @@ pub async fn run(command: Command) -> Result<()> {
                 state_dir,
                 until_caught_up,
                 metrics_addr,
+                pause: Some(pause),
             };
             let summary = pipeline::run(plan, options).await?;
             print_summary(&summary);

@@ -394,6 +394,45 @@ INSERT INTO {db}.t VALUES {}",
     );
 }
 
+/// SIGTERM before any row is read — while the run plans, reads the catalog, creates topics and
+/// starts its exactly-once producers — pauses it (exit 0) instead of killing it; the next run
+/// does the whole sync.
+#[tokio::test]
+async fn sigterm_during_start_up_pauses_cleanly() {
+    let db = common::unique("fs_early");
+    let rows = 1_000u64;
+    create_items(&db, rows).await;
+    let topic = common::unique("fs_early");
+    let project = Project::new(
+        "fs_early",
+        &mariadb_source(),
+        ", exactly_once = true",
+        "",
+        &format!("SYNC TABLE {db}.items TO TOPIC '{topic}';"),
+    );
+    let child = project.spawn();
+    std::thread::sleep(Duration::from_millis(150));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a signal during start-up is a pause, not a kill: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("run paused:"), "{stdout}");
+
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(60));
+    assert_eq!(messages.len() as u64, rows, "every row once");
+}
+
 #[tokio::test]
 async fn sigterm_pauses_cleanly_and_the_next_run_finishes() {
     let db = common::unique("fs_pause");

@@ -38,6 +38,33 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     pub until_caught_up: bool,
     pub metrics_addr: Option<String>,
+    /// Set by Ctrl-C or SIGTERM (see [`Pause`]); without one, the run watches for them itself.
+    pub pause: Option<Pause>,
+}
+
+/// The run's pause switch: Ctrl-C or SIGTERM sets it, every stage reads it. Watched from the
+/// start of the command, so a signal during start-up (planning, the catalog, the handoff) also
+/// pauses cleanly instead of killing the process.
+#[derive(Debug, Clone)]
+pub struct Pause {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Pause {
+    /// Starts watching for Ctrl-C and SIGTERM.
+    pub fn on_signals() -> Pause {
+        let (sender, _) = watch::channel(false);
+        let pause = Pause {
+            sender: Arc::new(sender),
+        };
+        tokio::spawn(pause_on_signal(Arc::clone(&pause.sender)));
+        pause
+    }
+
+    /// Whether a pause was asked for.
+    pub fn requested(&self) -> bool {
+        *self.sender.borrow()
+    }
 }
 
 /// What a run did, for the closing summary.
@@ -65,6 +92,7 @@ pub fn state_store(project: &ProjectFile, state_dir: Option<&std::path::Path>) -
 pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let project = &plan.project;
+    let pause = options.pause.clone().unwrap_or_else(Pause::on_signals);
     let store = state_store(project, options.state_dir.as_deref());
     let _lock = store.lock()?;
     let mut state = store.load()?.unwrap_or_else(|| Checkpoint {
@@ -112,9 +140,12 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         ..RunSummary::default()
     };
 
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let signals = tokio::spawn(pause_on_signal(Arc::clone(&stop_tx)));
+    let stop_tx = Arc::clone(&pause.sender);
+    let mut stop = stop_tx.subscribe();
+    if *stop.borrow() {
+        // Asked before this receiver existed: the stages still see it as news.
+        stop.mark_changed();
+    }
     let result = async {
         if project.project.sync.full && !checkpoint.state().full_done {
             let full = full::FullSync {
@@ -147,7 +178,6 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         Ok::<(), Error>(())
     }
     .await;
-    signals.abort();
     if result.is_err() {
         metrics.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -212,5 +242,6 @@ async fn pause_on_signal(stop: Arc<watch::Sender<bool>>) {
         _ = terminate => {}
     }
     tracing::info!("pausing: what Kafka acknowledged is kept, the rest is sent again next run");
-    let _ = stop.send(true);
+    // Stored even when no stage listens yet (start-up): they read it when they start.
+    stop.send_replace(true);
 }
