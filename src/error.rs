@@ -56,6 +56,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Definite(String),
+    /// A fault to ride out: retried from the last checkpoint, exit 2 only after the retries.
+    #[error("{0}")]
+    Transient(String),
     /// Kafka did not acknowledge messages after the producer's retries.
     #[error("{0}")]
     Sink(String),
@@ -80,6 +83,7 @@ impl Error {
             },
             Error::Kafka { .. } => ErrorKind::Sink,
             Error::Definite(_) | Error::Paused => ErrorKind::Definite,
+            Error::Transient(_) => ErrorKind::Transient,
             Error::Sink(_) => ErrorKind::Sink,
         }
     }

@@ -213,6 +213,14 @@ impl<'a> Stream<'a> {
                     continue;
                 }
             };
+            // Only `--until-caught-up` ends a stream; the server closing it (a shutdown, a
+            // restart) is a fault to ride out.
+            let change = match change {
+                Ok(None) if !self.until_caught_up => Err(Error::Transient(
+                    "the source closed the binlog stream (a restart or a shutdown?)".to_string(),
+                )),
+                other => other,
+            };
             let change = match change {
                 Ok(Some(change)) => {
                     retries = 0;

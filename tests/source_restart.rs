@@ -1,0 +1,90 @@
+//! The source restarts while a `run` streams (a maintenance restart): the run rides it out —
+//! it reconnects from its checkpoint and keeps streaming — instead of ending as if the stream
+//! were finished. Its own test binary: it stops the shared MariaDB, so nothing else may run
+//! beside it.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+
+fn mariadb_service(action: &str) {
+    let status = Command::new("scripts/services")
+        .args([action, "mariadb"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("scripts/services");
+    assert!(status.success(), "scripts/services {action} mariadb failed");
+}
+
+/// Starts MariaDB again however the test ends.
+struct RestartMariaDb;
+
+impl Drop for RestartMariaDb {
+    fn drop(&mut self) {
+        mariadb_service("up");
+    }
+}
+
+async fn insert(db: &str, ids: std::ops::RangeInclusive<u32>) {
+    let mut conn = common::mariadb().await;
+    let values: Vec<String> = ids.map(|i| format!("({i}, 'v')")).collect();
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(", ")))
+        .await
+        .expect("insert");
+}
+
+#[tokio::test]
+async fn a_source_restart_while_streaming_is_ridden_out() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, topic) =
+        common::new_table(&mut conn, "src_restart", "id INT PRIMARY KEY, v VARCHAR(8)").await;
+    drop(conn);
+    let project = common::Project::new(
+        "src_restart",
+        &common::mariadb_source("src_restart"),
+        "sync = 'schema, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let mut run = project.spawn(&[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(project.checkpoint_path())
+        .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
+    {
+        assert!(Instant::now() < deadline, "the run did not start streaming");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    insert(&db, 1..=50).await;
+    assert_eq!(
+        common::consume_all(&topic, 50, Duration::from_secs(60)).len(),
+        50
+    );
+
+    {
+        let _restart = RestartMariaDb;
+        mariadb_service("down");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        run.try_wait().expect("wait").is_none(),
+        "the run keeps going while the source restarts"
+    );
+    insert(&db, 51..=100).await;
+    let messages = common::consume_all(&topic, 100, Duration::from_secs(90));
+    let mut keys: Vec<&str> = messages.iter().filter_map(|m| m.key.as_deref()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 100, "the changes after the restart arrive");
+    // At least once: what was in flight when the source went away may come twice; nothing is
+    // missing.
+    assert!(run.try_wait().expect("wait").is_none(), "still streaming");
+
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert_eq!(run.wait().expect("wait").code(), Some(0));
+}
