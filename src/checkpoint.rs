@@ -271,11 +271,6 @@ impl Checkpointer {
         }
         Ok(())
     }
-
-    /// The checkpoint, for the run's summary.
-    pub fn into_state(self) -> Checkpoint {
-        self.state
-    }
 }
 
 /// A run's hold on its state dir; released when dropped (or when the process ends).

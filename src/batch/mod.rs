@@ -5,8 +5,8 @@
 //! Snapshot rows and binlog row events go through the same builder, so a value reads the same
 //! either way. A binlog run of same-kind changes becomes a [`ChangeBatch`]: the operation, the
 //! before and after images as two batches of the same schema, and where and when it committed
-//! (design.md §1). Snapshot batches are change batches of [`ChangeOp::Snapshot`] with only an
-//! after image.
+//! (design.md §1). Snapshot rows stay plain batches of the table's schema: they are all
+//! "after" images, with no commit time or position.
 
 use std::sync::Arc;
 
@@ -29,26 +29,6 @@ use crate::source::binlog::{Op, RowChange, normalize_row};
 /// 2 GiB, and memory stays bounded however wide the rows are.
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
 
-/// What the rows of a change batch are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOp {
-    /// Rows read by a snapshot: the after image only.
-    Snapshot,
-    Insert,
-    Update,
-    Delete,
-}
-
-impl From<Op> for ChangeOp {
-    fn from(op: Op) -> ChangeOp {
-        match op {
-            Op::Insert => ChangeOp::Insert,
-            Op::Update => ChangeOp::Update,
-            Op::Delete => ChangeOp::Delete,
-        }
-    }
-}
-
 /// Where a change came from, for the metadata the formats carry.
 #[derive(Debug, Clone)]
 pub struct ChangeMeta {
@@ -61,7 +41,8 @@ pub struct ChangeMeta {
 /// Changes of one table, all of one kind, in source order.
 #[derive(Debug)]
 pub struct ChangeBatch {
-    pub op: ChangeOp,
+    /// What the source did to the rows (the binlog event kind).
+    pub op: Op,
     /// The rows before the change (UPDATE, DELETE).
     pub before: Option<RecordBatch>,
     /// The rows after the change (INSERT, UPDATE, snapshot rows).
@@ -110,11 +91,7 @@ impl ChangeBatch {
             };
         let before = image(|c| c.before.take())?;
         let after = image(|c| c.after.take())?;
-        Ok(ChangeBatch {
-            op: op.into(),
-            before,
-            after,
-        })
+        Ok(ChangeBatch { op, before, after })
     }
 }
 

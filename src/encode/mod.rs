@@ -93,11 +93,6 @@ impl Messages {
         self.keys.get(i)
     }
 
-    /// The messages' keys.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     /// Total payload bytes.
     pub fn payload_bytes(&self) -> usize {
         self.payload.len()

@@ -246,10 +246,6 @@ impl Delivery {
         KafkaSink::transactional(&self.project.sink, budget, &id, defaults).await
     }
 
-    pub fn exactly_once(&self) -> bool {
-        self.transactions.is_some()
-    }
-
     /// Writers for `count` concurrent full-sync readers: one shared producer, or with
     /// `exactly_once` a transactional producer each (a chunk is one transaction); the in-flight
     /// bound is shared out so memory stays where it is without transactions.
@@ -538,6 +534,3 @@ fn send_error(table: &TablePlan, refused: Refused) -> Error {
         )),
     }
 }
-
-/// Routes of the tables a stage writes, by `db.table` in lower case.
-pub type Routes = BTreeMap<String, Route>;
