@@ -8,21 +8,12 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn services(action: &str) {
-    let status = Command::new("scripts/services")
-        .args([action, "kafka"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("scripts/services");
-    assert!(status.success(), "scripts/services {action} kafka failed");
-}
-
 /// Starts Kafka again however the test ends.
 struct RestartKafka;
 
 impl Drop for RestartKafka {
     fn drop(&mut self) {
-        services("up");
+        common::service("up", "kafka");
     }
 }
 
@@ -80,7 +71,7 @@ SYNC TABLE {db}.t TO TOPIC '{topic}';
         std::thread::sleep(Duration::from_millis(5));
     }
     let _restart = RestartKafka;
-    services("down");
+    common::service("down", "kafka");
     let output = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
@@ -89,7 +80,7 @@ SYNC TABLE {db}.t TO TOPIC '{topic}';
         "{stderr}"
     );
 
-    services("up");
+    common::service("up", "kafka");
     let outcome = common::tributary(&args);
     assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
     let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));

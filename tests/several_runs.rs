@@ -5,47 +5,17 @@
 mod common;
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mysql_async::Opts;
 use mysql_async::prelude::*;
-
-/// The test MariaDB as a source, without a `server_id`: the default is what is tested.
-fn source_without_server_id() -> String {
-    let url = Opts::from_url(&common::mariadb_url()).expect("MariaDB URL");
-    format!(
-        "type = 'mariadb', host = '{}', port = {}, user = '{}', password = '{}'",
-        url.ip_or_hostname(),
-        url.tcp_port(),
-        url.user().unwrap_or("root"),
-        url.pass().unwrap_or(""),
-    )
-}
 
 fn streaming_project(name: &str, db: &str, topic: &str) -> common::Project {
     common::Project::new(
         name,
-        &source_without_server_id(),
+        &common::mariadb_source_default_id(),
         "sync = 'schema, incremental', topic_partitions = 1",
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
     )
-}
-
-/// Waits until a streaming run has recorded where its stream starts, then a moment for its
-/// binlog connection to register.
-fn wait_until_streaming(project: &common::Project, run: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(project.checkpoint_path())
-        .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
-    {
-        assert!(
-            run.try_wait().expect("wait").is_none(),
-            "the run ended before it streamed"
-        );
-        assert!(Instant::now() < deadline, "the run did not start streaming");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_secs(1));
 }
 
 /// SIGTERM pauses a streaming run cleanly: exit 0.
@@ -68,9 +38,9 @@ async fn projects_without_a_server_id_stream_from_one_server_side_by_side() {
     let a = streaming_project("side_a", &db, &topic_a);
     let b = streaming_project("side_b", &db, &topic_b);
     let mut run_a = a.spawn(&[]);
-    wait_until_streaming(&a, &mut run_a);
+    a.wait_until_streaming(&mut run_a);
     let mut run_b = b.spawn(&[]);
-    wait_until_streaming(&b, &mut run_b);
+    b.wait_until_streaming(&mut run_b);
 
     for batch in 0..2 {
         let values: Vec<String> = (1..=100)
@@ -103,7 +73,7 @@ async fn a_second_run_of_a_project_is_refused_and_names_the_first() {
         common::new_table(&mut conn, "second_run", "id INT PRIMARY KEY, v VARCHAR(8)").await;
     let project = streaming_project("second_run", &db, &topic);
     let mut first = project.spawn(&[]);
-    wait_until_streaming(&project, &mut first);
+    project.wait_until_streaming(&mut first);
 
     let second = project.run(&["--until-caught-up"]);
     assert_eq!(second.code, 1, "{}{}", second.stdout, second.stderr);

@@ -5,26 +5,17 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mysql_async::prelude::*;
-
-fn mariadb_service(action: &str) {
-    let status = Command::new("scripts/services")
-        .args([action, "mariadb"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("scripts/services");
-    assert!(status.success(), "scripts/services {action} mariadb failed");
-}
 
 /// Starts MariaDB again however the test ends.
 struct RestartMariaDb;
 
 impl Drop for RestartMariaDb {
     fn drop(&mut self) {
-        mariadb_service("up");
+        common::service("up", "mariadb");
     }
 }
 
@@ -50,13 +41,7 @@ async fn a_source_restart_while_streaming_is_ridden_out() {
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
     );
     let mut run = project.spawn(&[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(project.checkpoint_path())
-        .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
-    {
-        assert!(Instant::now() < deadline, "the run did not start streaming");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    project.wait_until_streaming(&mut run);
     insert(&db, 1..=50).await;
     assert_eq!(
         common::consume_all(&topic, 50, Duration::from_secs(60)).len(),
@@ -65,7 +50,7 @@ async fn a_source_restart_while_streaming_is_ridden_out() {
 
     {
         let _restart = RestartMariaDb;
-        mariadb_service("down");
+        common::service("down", "mariadb");
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(

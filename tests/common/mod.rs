@@ -261,6 +261,42 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
     pub fn checkpoint_path(&self) -> std::path::PathBuf {
         self.state.join("checkpoint.json")
     }
+
+    /// Waits until a streaming `run` has recorded where its stream starts (it must not end
+    /// first), then a moment for its binlog connection to register.
+    pub fn wait_until_streaming(&self, run: &mut std::process::Child) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(self.checkpoint_path())
+            .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
+        {
+            assert!(
+                run.try_wait().expect("wait").is_none(),
+                "the run ended before it streamed"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run did not start streaming"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `scripts/services ACTION SERVICE`, which must succeed (tests that stop a shared service).
+pub fn service(action: &str, name: &str) {
+    let status = std::process::Command::new("scripts/services")
+        .args([action, name])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("scripts/services");
+    assert!(status.success(), "scripts/services {action} {name} failed");
+}
+
+/// The test MariaDB as a source without a `server_id`: the project's default replica id.
+pub fn mariadb_source_default_id() -> String {
+    let url = Opts::from_url(&mariadb_url()).expect("MariaDB URL");
+    connection_options("mariadb", &url)
 }
 
 /// The source options for the test MariaDB, with a replica id of this test's own.
@@ -284,8 +320,12 @@ pub fn dolt_source(name: &str) -> String {
 }
 
 fn source_options(kind: &str, url: &Opts, server_id: u32) -> String {
+    format!("{}, server_id = {server_id}", connection_options(kind, url))
+}
+
+fn connection_options(kind: &str, url: &Opts) -> String {
     format!(
-        "type = '{kind}', host = '{}', port = {}, user = '{}', password = '{}', server_id = {server_id}",
+        "type = '{kind}', host = '{}', port = {}, user = '{}', password = '{}'",
         url.ip_or_hostname(),
         url.tcp_port(),
         url.user().unwrap_or("root"),
