@@ -59,8 +59,7 @@ async fn a_source_restart_while_streaming_is_ridden_out() {
     );
     insert(&db, 51..=100).await;
     let messages = common::consume_all(&topic, 100, Duration::from_secs(90));
-    // The row changes (HEARTBEAT records, sent while the stream idles, carry no key): each
-    // once — the run was idle when the source went away, so nothing was in flight to repeat.
+    // Each change — the run was idle when the source went away, so nothing was in flight to repeat.
     let mut keys: Vec<&str> = messages.iter().filter_map(|m| m.key.as_deref()).collect();
     assert_eq!(keys.len(), 100, "each change once");
     keys.sort();
