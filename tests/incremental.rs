@@ -694,7 +694,7 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let messages = common::consume_all(&topic, 3, Duration::from_secs(30));
+    let messages = common::consume_with_heartbeats(&topic, 3, Duration::from_secs(30));
     let heartbeats: Vec<(i32, Value)> = messages
         .iter()
         .map(|m| {

@@ -135,6 +135,15 @@ pub struct Consumed {
 /// for a moment (so extra messages are seen too), or until `timeout`. HEARTBEAT records, which an
 /// idle stream sends every few seconds, are left out: tests count changes.
 pub fn consume_all(topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
+    consume(topic, expected, timeout, false)
+}
+
+/// [`consume_all`] with the HEARTBEAT records.
+pub fn consume_with_heartbeats(topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
+    consume(topic, expected, timeout, true)
+}
+
+fn consume(topic: &str, expected: usize, timeout: Duration, heartbeats: bool) -> Vec<Consumed> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = kafka_config()
@@ -151,7 +160,7 @@ pub fn consume_all(topic: &str, expected: usize, timeout: Duration) -> Vec<Consu
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
                 quiet_since = std::time::Instant::now();
-                if is_heartbeat(message.payload().unwrap_or_default()) {
+                if !heartbeats && is_heartbeat(message.payload().unwrap_or_default()) {
                     continue;
                 }
                 messages.push(Consumed {
