@@ -400,6 +400,7 @@ mod tests {
             file: "mysql-bin.000007".into(),
             pos: 1234,
             gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:57".into()),
+            row_events: 0,
         };
         let mut old = Checkpoint {
             incremental: Some(position.clone()),
@@ -437,6 +438,7 @@ mod tests {
                 file: "mysql-bin.000001".into(),
                 pos: 4,
                 gtid: Some("0-1-5".into()),
+                row_events: 0,
             }),
             ..Checkpoint::default()
         };

@@ -234,6 +234,7 @@ async fn mysql8_events_decode_into_transactions_and_default_records() {
     let mut reader = BinlogReader::recorded(recorded, "mysql-bin.000001").unwrap();
     let Some(Change::Transaction {
         changes,
+        origin,
         end,
         timestamp,
     }) = reader.next().await.unwrap()
@@ -241,7 +242,14 @@ async fn mysql8_events_decode_into_transactions_and_default_records() {
         panic!("a transaction first");
     };
     assert_eq!(timestamp, TIMESTAMP);
+    assert_eq!(origin.timestamp, TIMESTAMP);
     assert_eq!(end.file, "mysql-bin.000001");
+    assert_eq!(end.row_events, 0, "a whole transaction ends at its commit");
+    assert_eq!(
+        (origin.position.file.as_str(), origin.position.pos),
+        ("mysql-bin.000001", 4),
+        "the first transaction starts where the reader did"
+    );
     assert_eq!(
         end.gtid.as_deref(),
         Some("74726962-7574-6172-792d-6d7973716c38:1"),

@@ -96,6 +96,7 @@ impl<'a> Stream<'a> {
                     file: file.clone(),
                     pos: *pos,
                     gtid: None,
+                    row_events: 0,
                 },
                 StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
                 // The file and position are the server's own once the GTID stream starts.
@@ -103,6 +104,7 @@ impl<'a> Stream<'a> {
                     file: String::new(),
                     pos: 4,
                     gtid: Some(gtid.clone()),
+                    row_events: 0,
                 },
             },
             (None, None, None) => snapshot::binlog_position(&project.source)
@@ -273,17 +275,30 @@ impl<'a> Stream<'a> {
             }
             let acks = Acks::new();
             let mut schemas = None;
-            let (end, commit_time) = match &change {
-                Change::Transaction { end, timestamp, .. }
-                | Change::Statement { end, timestamp, .. } => (end.clone(), *timestamp),
+            let (origin, end, read_time) = match &change {
+                Change::Transaction {
+                    origin,
+                    end,
+                    timestamp,
+                    ..
+                }
+                | Change::Statement {
+                    origin,
+                    end,
+                    timestamp,
+                    ..
+                } => (origin, end.clone(), *timestamp),
             };
+            // Every message of a transaction names where it starts and when (its pieces, when
+            // it is large, are sent before its end is known).
             let meta = ChangeMeta {
-                timestamp: commit_time,
-                position: end.to_string(),
+                timestamp: origin.timestamp,
+                position: origin.position.to_string(),
             };
+            let began = origin.timestamp;
             match change {
                 Change::Transaction { changes, .. } => {
-                    let skipped = skip_before.is_some_and(|t| i64::from(commit_time) < t);
+                    let skipped = skip_before.is_some_and(|t| i64::from(began) < t);
                     if !skipped && let Err(e) = self.transaction(changes, &meta, &acks).await {
                         break Err(e);
                     }
@@ -300,7 +315,7 @@ impl<'a> Stream<'a> {
                 changes: acks.sent(),
                 acks,
                 schemas,
-                committed: commit_time,
+                committed: read_time,
             };
             match &mut batch {
                 Some(batch) => {

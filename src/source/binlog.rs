@@ -1,7 +1,14 @@
 //! Incremental sync's reader: the MySQL replication protocol (through mysql_async's binlog
-//! stream) turned into whole transactions of row changes, in commit order, each with the binlog
+//! stream) turned into transactions of row changes, in commit order, each with the binlog
 //! position just after its commit — the position a checkpoint may name once Kafka acknowledged
 //! every message before it.
+//!
+//! A transaction is held only up to [`PIECE_BYTES`]: a larger one comes in pieces as it is read
+//! (the binlog holds only committed transactions, so nothing sent is ever taken back), each
+//! with a position inside the transaction — its start plus the row events read so far. A reader
+//! opened at such a position skips those row events of the first transaction, so a checkpoint
+//! inside a 10M-row transaction resumes exactly after what was delivered, and memory stays
+//! bounded whatever the transaction's size.
 //!
 //! MariaDB is asked for the MySQL-compatible event stream (no `@mariadb_slave_capability`), so a
 //! transaction arrives as `BEGIN` … row events … `XID` (or `COMMIT`), whichever flavor the server
@@ -41,24 +48,50 @@ pub struct RowChange {
     pub after: Option<Vec<Value>>,
 }
 
+/// A transaction's rows are handed on once they take about this much memory, before its commit.
+pub const PIECE_BYTES: usize = 512 * 1024;
+
+/// Where a transaction (or statement) starts and when: every message of it names these.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The end of the transaction before it: a reader resumes here to read it again.
+    pub position: BinlogPosition,
+    /// The time of its first event, Unix seconds (the server's clock).
+    pub timestamp: u32,
+}
+
 /// What the stream yields.
 #[derive(Debug)]
 pub enum Change {
-    /// A committed transaction's row changes, in source order.
+    /// Row changes of a committed transaction, in source order: all of them at its commit, or,
+    /// for a large transaction, a piece of them as they are read.
     Transaction {
         changes: Vec<RowChange>,
-        /// The position after the commit.
+        origin: Origin,
+        /// Where a reader resumes after these rows: after the commit, or inside the transaction
+        /// (`row_events` > 0) for a piece before its end.
         end: BinlogPosition,
-        /// Commit time, Unix seconds (the server's clock).
+        /// The time of the last event read, Unix seconds: the commit's, once it is read.
         timestamp: u32,
     },
     /// A statement outside row events: DDL and the like.
     Statement {
         schema: String,
         query: String,
+        origin: Origin,
         end: BinlogPosition,
         timestamp: u32,
     },
+}
+
+impl Change {
+    /// Whether this ends a transaction or statement (not a piece of a large transaction).
+    pub fn is_complete(&self) -> bool {
+        match self {
+            Change::Transaction { end, .. } => end.row_events == 0,
+            Change::Statement { .. } => true,
+        }
+    }
 }
 
 /// Whether rows of `database.table` matter to the caller.
@@ -78,11 +111,7 @@ impl Events {
         match self {
             Events::Live(stream) => stream.next().await.map(|event| {
                 event.map_err(|e| {
-                    let position = BinlogPosition {
-                        file: file.to_string(),
-                        pos: 4,
-                        gtid: None,
-                    };
+                    let position = BinlogPosition::at(file, 4);
                     purged_or(e, &position, "reading the binlog stream")
                 })
             }),
@@ -122,7 +151,17 @@ pub struct BinlogReader {
     /// Which tables' rows to keep: rows of other tables are not held until the commit.
     keep: TableFilter,
     file: String,
+    /// Where the transaction being read (or the next one) starts.
+    origin: Origin,
+    /// Row events of the transaction being read so far, kept or not.
+    row_events: u64,
+    /// Row events at the start of the first transaction that an earlier run delivered.
+    skip_row_events: u64,
     pending: Vec<RowChange>,
+    /// About how much memory `pending` takes.
+    pending_bytes: usize,
+    /// Whether rows of the transaction being read were handed on before its end.
+    handed_on: bool,
     in_transaction: bool,
 }
 
@@ -197,18 +236,46 @@ impl BinlogReader {
                 "requesting the binlog stream (is the position still on the server?)",
             )
         })?;
-        Ok(BinlogReader {
-            stream: Events::Live(Box::new(stream)),
-            checksum_unknown: checksummed,
+        Ok(
+            BinlogReader::new(Events::Live(Box::new(stream)), checksummed, gtids, from)
+                .with_caught_up_at(caught_up_at),
+        )
+    }
+
+    fn new(
+        stream: Events,
+        checksum_unknown: bool,
+        gtids: Option<GtidPosition>,
+        from: &BinlogPosition,
+    ) -> BinlogReader {
+        BinlogReader {
+            stream,
+            checksum_unknown,
             gtids,
             current_gtid: None,
-            caught_up_at,
+            caught_up_at: None,
             read_to: None,
             keep: Box::new(|_, _| true),
             file: from.file.clone(),
+            origin: Origin {
+                position: BinlogPosition {
+                    row_events: 0,
+                    ..from.clone()
+                },
+                timestamp: 0,
+            },
+            row_events: 0,
+            skip_row_events: from.row_events,
             pending: Vec::new(),
+            pending_bytes: 0,
+            handed_on: false,
             in_transaction: false,
-        })
+        }
+    }
+
+    fn with_caught_up_at(mut self, caught_up_at: Option<(MysqlGtidSet, BinlogPosition)>) -> Self {
+        self.caught_up_at = caught_up_at;
+        self
     }
 
     /// Keeps only the rows of tables `keep` accepts.
@@ -224,22 +291,18 @@ impl BinlogReader {
         }
         let mut input = std::io::Cursor::new(bytes);
         input.set_position(4);
-        Ok(BinlogReader {
-            stream: Events::Recorded {
-                reader: Box::new(EventStreamReader::new(BinlogVersion::Version4)),
-                input,
-            },
-            checksum_unknown: false,
-            // A recorded file is read from its start: every GTID in it is the position's.
-            gtids: Some(GtidPosition::MySql(MysqlGtidSet::default())),
-            current_gtid: None,
-            caught_up_at: None,
-            read_to: None,
-            keep: Box::new(|_, _| true),
-            file: file.to_string(),
-            pending: Vec::new(),
-            in_transaction: false,
-        })
+        let events = Events::Recorded {
+            reader: Box::new(EventStreamReader::new(BinlogVersion::Version4)),
+            input,
+        };
+        // A recorded file is read from its start: every GTID in it is the position's.
+        let gtids = Some(GtidPosition::MySql(MysqlGtidSet::default()));
+        Ok(BinlogReader::new(
+            events,
+            false,
+            gtids,
+            &BinlogPosition::at(file, 4),
+        ))
     }
 
     /// The next committed transaction or statement; `None` when a non-blocking stream reached
@@ -259,8 +322,14 @@ impl BinlogReader {
             }
         }
         let change = self.next_change().await?;
-        if let Some(Change::Transaction { end, .. } | Change::Statement { end, .. }) = &change {
+        if let Some(change @ (Change::Transaction { end, .. } | Change::Statement { end, .. })) =
+            &change
+            && change.is_complete()
+        {
             self.read_to = Some((end.file.clone(), end.pos));
+            // What comes next starts here; only the first transaction was partly delivered.
+            self.origin.position = end.clone();
+            self.skip_row_events = 0;
         }
         Ok(change)
     }
@@ -272,12 +341,12 @@ impl BinlogReader {
             };
             let event = event?;
             let header = event.header();
-            let mut end = BinlogPosition {
-                file: self.file.clone(),
-                pos: u64::from(header.log_pos()),
-                gtid: None,
-            };
+            let mut end = BinlogPosition::at(&self.file, u64::from(header.log_pos()));
             let timestamp = header.timestamp();
+            if !self.in_transaction {
+                // The first event of what comes next (a GTID event, `BEGIN`, a statement).
+                self.origin.timestamp = timestamp;
+            }
             match header.event_type_raw() {
                 MARIADB_GTID_EVENT => {
                     self.mariadb_gtid(event.data(), header.server_id());
@@ -310,11 +379,24 @@ impl BinlogReader {
                     let text = query.query();
                     let trimmed = text.trim();
                     if trimmed.eq_ignore_ascii_case("BEGIN") {
-                        self.in_transaction = true;
-                        self.pending.clear();
+                        self.begin();
                     } else if trimmed.eq_ignore_ascii_case("ROLLBACK") {
                         // Non-transactional tables log a ROLLBACK: nothing to send, but the
-                        // position moves past it.
+                        // position moves past it. Rows already handed on cannot be taken back.
+                        if self.handed_on {
+                            return Err(Error::Definite(format!(
+                                "a transaction of more than {} KiB of rows ended with ROLLBACK at \
+                                 {}:{} after its first rows were sent (changes to \
+                                 non-transactional tables inside a rolled-back transaction); \
+                                 check the rows sent for it, then start after it with \
+                                 start_position = '{}:{}' and `tributary reset`",
+                                PIECE_BYTES / 1024,
+                                end.file,
+                                end.pos,
+                                end.file,
+                                end.pos
+                            )));
+                        }
                         self.pending.clear();
                         return Ok(Some(self.commit(end, timestamp)));
                     } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
@@ -334,6 +416,7 @@ impl BinlogReader {
                         return Ok(Some(Change::Statement {
                             schema: query.schema().into_owned(),
                             query: text.into_owned(),
+                            origin: self.origin.clone(),
                             end,
                             timestamp,
                         }));
@@ -355,7 +438,12 @@ impl BinlogReader {
                         end.file, end.pos
                     )));
                 }
-                Some(EventData::RowsEvent(rows)) => self.collect_rows(&rows, &end)?,
+                Some(EventData::RowsEvent(rows)) => {
+                    self.collect_rows(&rows, &end)?;
+                    if self.pending_bytes >= PIECE_BYTES {
+                        return Ok(Some(self.piece(timestamp)));
+                    }
+                }
                 None if self.in_transaction => {
                     return Err(Error::Definite(format!(
                         "an unsupported binlog event (type {}) inside a transaction at {}:{}; \
@@ -382,16 +470,45 @@ impl BinlogReader {
         }
         // A standalone GTID (DDL) is followed by its statement, not by a transaction.
         const FL_STANDALONE: u8 = 1;
-        self.in_transaction = data.get(12).is_none_or(|flags| flags & FL_STANDALONE == 0);
-        self.pending.clear();
+        if data.get(12).is_none_or(|flags| flags & FL_STANDALONE == 0) {
+            self.begin();
+        }
+    }
+
+    /// A transaction starts (MariaDB's GTID event, or `BEGIN`).
+    fn begin(&mut self) {
+        if !self.in_transaction {
+            self.in_transaction = true;
+            self.row_events = 0;
+            self.pending.clear();
+            self.pending_bytes = 0;
+            self.handed_on = false;
+        }
+    }
+
+    /// The rows read so far of a large transaction, with the position inside it.
+    fn piece(&mut self, timestamp: u32) -> Change {
+        self.pending_bytes = 0;
+        self.handed_on = true;
+        Change::Transaction {
+            changes: std::mem::take(&mut self.pending),
+            origin: self.origin.clone(),
+            end: BinlogPosition {
+                row_events: self.row_events,
+                ..self.origin.position.clone()
+            },
+            timestamp,
+        }
     }
 
     /// The transaction that just committed (`XID` or `COMMIT`; an empty one for `ROLLBACK`).
     fn commit(&mut self, mut end: BinlogPosition, timestamp: u32) -> Change {
         self.in_transaction = false;
+        self.pending_bytes = 0;
         end.gtid = self.commit_gtid();
         Change::Transaction {
             changes: std::mem::take(&mut self.pending),
+            origin: self.origin.clone(),
             end,
             timestamp,
         }
@@ -430,6 +547,11 @@ impl BinlogReader {
             | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
         };
+        // Counted whether kept or not: a resumed reader skips by this count.
+        self.row_events += 1;
+        if self.row_events <= self.skip_row_events {
+            return Ok(());
+        }
         let database = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
         if !(self.keep)(&database, &table) {
@@ -456,15 +578,42 @@ impl BinlogReader {
                     })
                     .collect()
             };
-            self.pending.push(RowChange {
+            let change = RowChange {
                 database: database.clone(),
                 table: table.clone(),
                 op,
                 before: before.map(values).transpose()?,
                 after: after.map(values).transpose()?,
-            });
+            };
+            self.pending_bytes += change.size();
+            self.pending.push(change);
         }
         Ok(())
+    }
+}
+
+impl RowChange {
+    /// About how much memory the change takes.
+    fn size(&self) -> usize {
+        let image = |values: &Option<Vec<Value>>| {
+            values.as_ref().map_or(0, |values| {
+                values
+                    .iter()
+                    .map(|v| {
+                        std::mem::size_of::<Value>()
+                            + match v {
+                                Value::Bytes(bytes) => bytes.len(),
+                                _ => 0,
+                            }
+                    })
+                    .sum()
+            })
+        };
+        std::mem::size_of::<RowChange>()
+            + self.database.len()
+            + self.table.len()
+            + image(&self.before)
+            + image(&self.after)
     }
 }
 
@@ -489,11 +638,7 @@ pub async fn position_at(source: &SourceDef, timestamp: i64) -> Result<BinlogPos
     let files: Vec<String> = logs.iter().filter_map(|row| row.get(0)).collect();
     let mut oldest = None;
     for file in files.iter().rev() {
-        let from = BinlogPosition {
-            file: file.clone(),
-            pos: 4,
-            gtid: None,
-        };
+        let from = BinlogPosition::at(file, 4);
         let created = first_event_time(source, &from).await?;
         oldest = Some((file.clone(), created));
         if i64::from(created) <= timestamp {

@@ -84,7 +84,12 @@ pub async fn binlog_position(source: &SourceDef) -> Result<Option<BinlogPosition
             }
         }
     };
-    Ok(Some(BinlogPosition { file, pos, gtid }))
+    Ok(Some(BinlogPosition {
+        file,
+        pos,
+        gtid,
+        row_events: 0,
+    }))
 }
 
 fn quote(name: &str) -> String {
