@@ -106,6 +106,11 @@ impl Acks {
     }
 }
 
+/// What librdkafka holds per message beside its key and payload: its message struct and the
+/// message's share of the request buffers. Counted in the in-flight budget, so the budget bounds
+/// memory rather than payload (small messages would otherwise take twice the budget).
+const MESSAGE_OVERHEAD: usize = 256;
+
 /// The unacknowledged bytes of a producer. A batch reserves its bytes once, before its first
 /// message is handed over; each delivery callback gives its message's bytes back. A writer waits
 /// while the producer is at its limit, so memory stays bounded by the limit plus one batch per
@@ -166,7 +171,7 @@ impl ProducerContext for DeliveryContext {
             ),
         };
         self.in_flight
-            .release(message.payload_len() + message.key_len());
+            .release(message.payload_len() + message.key_len() + MESSAGE_OVERHEAD);
         acks.settle(1, failure);
     }
 }
@@ -285,6 +290,7 @@ impl KafkaSink {
         if count == 0 {
             return Ok(());
         }
+        let bytes = bytes + count as usize * MESSAGE_OVERHEAD;
         self.in_flight.reserve(bytes).await;
         acks.expect(count);
         let (mut handed, mut handed_bytes) = (0u64, 0usize);
@@ -315,7 +321,7 @@ impl KafkaSink {
                 }
             }
             handed += 1;
-            handed_bytes += payload.len() + key.map_or(0, <[u8]>::len);
+            handed_bytes += payload.len() + key.map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD;
         }
         Ok(())
     }
