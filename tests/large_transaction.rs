@@ -43,14 +43,19 @@ async fn kill_inside_a_large_transaction(name: &str, options: &str) -> (Vec<u32>
         if let Some(n) = checkpoint["incremental"]["row_events"].as_u64() {
             break n;
         }
-        assert!(
-            run.try_wait().expect("wait").is_none(),
-            "the run ended before its checkpoint moved inside the transaction"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the checkpoint never moved inside the transaction: {checkpoint}"
-        );
+        if run.try_wait().expect("wait").is_some() {
+            panic!(
+                "the run ended before its checkpoint moved inside the transaction:\n{}",
+                project.log()
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = run.kill();
+            panic!(
+                "the checkpoint never moved inside the transaction: {checkpoint}\n{}",
+                project.log()
+            );
+        }
         std::thread::sleep(Duration::from_millis(10));
     };
     run.kill().expect("kill -9");

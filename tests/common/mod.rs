@@ -253,14 +253,28 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
         outcome
     }
 
-    /// A `run` in the background, to be killed or awaited.
+    /// A `run` in the background, to be killed or awaited. Its stderr goes to [`Project::log`].
     pub fn spawn(&self, extra: &[&str]) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("run log");
         std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
             .args(self.args("run", extra))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start tributary")
+    }
+
+    fn log_path(&self) -> std::path::PathBuf {
+        self.state.with_file_name("run.log")
+    }
+
+    /// What the runs started with [`Project::spawn`] wrote to stderr, for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// `status --json`.
@@ -284,11 +298,13 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
         {
             assert!(
                 run.try_wait().expect("wait").is_none(),
-                "the run ended before it streamed"
+                "the run ended before it streamed:\n{}",
+                self.log()
             );
             assert!(
                 std::time::Instant::now() < deadline,
-                "the run did not start streaming"
+                "the run did not start streaming:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
