@@ -113,6 +113,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
             .map_err(|e| Error::io(format!("cannot serve metrics on --metrics-addr {addr}"), e))?;
         tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
     }
+    if project.project.sync.incremental {
+        source::precheck::require_binlog_settings(&project.source).await?;
+    }
     let mut delivery = Delivery::new(project, &metrics);
     let mut checkpoint = Checkpointer::new(state, store);
 

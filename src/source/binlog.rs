@@ -415,6 +415,29 @@ impl BinlogReader {
                         }
                         self.pending.clear();
                         return Ok(Some(self.commit(end, timestamp)));
+                    } else if let Some(tables) = super::ddl::rows_written(&query.schema(), trimmed)
+                    {
+                        // Rows changed by a statement (a session with binlog_format STATEMENT or
+                        // MIXED): the binlog holds no row images to send. Other tables' are none
+                        // of the project's business.
+                        let synced = tables.is_empty()
+                            || tables.iter().any(|t| {
+                                t.split_once('.')
+                                    .is_some_and(|(db, table)| (self.keep)(db, table))
+                            });
+                        if synced {
+                            return Err(Error::Definite(format!(
+                                "rows changed by a statement logged as text at {}:{} ({}): \
+                                 tributary reads row images and cannot know which rows it \
+                                 changed. The session that wrote it used binlog_format STATEMENT \
+                                 or MIXED: SET GLOBAL binlog_format = 'ROW' (and in the server's \
+                                 config), make sure no session overrides it, then send the \
+                                 table again with `tributary reset` and a new run",
+                                end.file,
+                                end.pos,
+                                statement_excerpt(trimmed)
+                            )));
+                        }
                     } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
                         // Inside a transaction a statement is never a checkpoint: SAVEPOINT and
                         // the like are skipped, XA is refused rather than half-sent.
@@ -631,6 +654,15 @@ impl RowChange {
             + image(&self.before)
             + image(&self.after)
     }
+}
+
+/// A statement's first 120 characters, for an error message.
+fn statement_excerpt(statement: &str) -> String {
+    let mut excerpt: String = statement.chars().take(120).collect();
+    if excerpt.len() < statement.len() {
+        excerpt.push('…');
+    }
+    excerpt
 }
 
 /// Whether a statement is an XA command. By characters: a statement may open with a multi-byte

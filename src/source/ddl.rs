@@ -7,7 +7,8 @@
 
 use datafusion_sql::sqlparser::ast::{
     AlterTableOperation, ColumnOption, CreateTable, DataType, Expr, Ident, IndexColumn,
-    MySQLColumnPosition, ObjectName, RenameTableNameKind, Statement, TableConstraint,
+    MySQLColumnPosition, ObjectName, RenameTableNameKind, Statement, TableConstraint, TableObject,
+    visit_relations,
 };
 use datafusion_sql::sqlparser::dialect::MySqlDialect;
 use datafusion_sql::sqlparser::parser::Parser;
@@ -49,6 +50,59 @@ pub fn tables_named(schema: &str, query: &str) -> Option<Vec<String>> {
         }
     }
     Some(names)
+}
+
+/// For a statement that writes rows (INSERT, REPLACE, UPDATE, DELETE, LOAD DATA — what a session
+/// with `binlog_format = STATEMENT` logs as text): the tables it may write, `db.table`; an
+/// empty list when it does not parse (it may write anything). `None` for any other statement.
+pub fn rows_written(schema: &str, query: &str) -> Option<Vec<String>> {
+    const WRITES: [&str; 5] = ["INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD"];
+    let first = first_word(query)?;
+    if !WRITES.iter().any(|w| first.eq_ignore_ascii_case(w)) {
+        return None;
+    }
+    let Ok(statements) = Parser::parse_sql(&MySqlDialect {}, query) else {
+        return Some(Vec::new());
+    };
+    let mut names = Vec::new();
+    for statement in &statements {
+        match statement {
+            // The target only: the tables an INSERT … SELECT reads are not written.
+            Statement::Insert(insert) => match &insert.table {
+                TableObject::TableName(name) => names.push(qualify(schema, name)),
+                _ => return Some(Vec::new()),
+            },
+            Statement::LoadData { table_name, .. } => names.push(qualify(schema, table_name)),
+            // Multi-table UPDATE and DELETE may write any table they name.
+            other => {
+                let _ = visit_relations(other, |name| {
+                    names.push(qualify(schema, name));
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+    }
+    Some(names)
+}
+
+/// The statement's first word, after comments and opening parentheses.
+fn first_word(query: &str) -> Option<&str> {
+    let mut rest = query.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/")?.1.trim_start();
+        } else if rest.starts_with("--") || rest.starts_with('#') {
+            rest = rest.split_once('\n')?.1.trim_start();
+        } else if let Some(after) = rest.strip_prefix('(') {
+            rest = after.trim_start();
+        } else {
+            break;
+        }
+    }
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 fn renamed(kind: &RenameTableNameKind) -> &ObjectName {
@@ -414,6 +468,31 @@ fn rename_in_keys(table: &mut TableSchema, old: &str, new: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_that_write_rows_name_their_tables() {
+        let written = |q: &str| rows_written("shop", q);
+        assert_eq!(
+            written("INSERT INTO orders SELECT * FROM archive.orders"),
+            Some(vec!["shop.orders".to_string()])
+        );
+        assert_eq!(
+            written("/* app */ replace into crm.users values (1)"),
+            Some(vec!["crm.users".to_string()])
+        );
+        assert_eq!(
+            written("UPDATE orders o JOIN users u ON o.u = u.id SET o.x = 1"),
+            Some(vec!["shop.orders".to_string(), "shop.users".to_string()])
+        );
+        assert_eq!(
+            written("DELETE FROM shop.orders WHERE id = 1"),
+            Some(vec!["shop.orders".to_string()])
+        );
+        // A write that does not parse may write anything; other statements are not writes.
+        assert_eq!(written("INSERT INTO orders VALUES (((("), Some(vec![]));
+        assert_eq!(written("SAVEPOINT a"), None);
+        assert_eq!(written("ALTER TABLE orders ADD COLUMN x INT"), None);
+    }
 
     fn orders() -> Vec<TableSchema> {
         vec![TableSchema {

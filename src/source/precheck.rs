@@ -6,6 +6,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::*;
 
 use crate::check::CheckItem;
+use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::project::{SourceDef, SourceKind};
 
@@ -255,6 +256,27 @@ pub async fn check_binlog_settings(conn: &mut Conn, what: &str) -> Vec<CheckItem
             }
         })
         .collect()
+}
+
+/// What `run` checks before it streams, as `check` does: the server's binlog must hold row
+/// images, or changes would be missed or half-known. Checked on every run, not only at `check`:
+/// a server's settings can change between the two.
+pub async fn require_binlog_settings(source: &SourceDef) -> Result<()> {
+    let what = format!("source `{}`", source.name.value);
+    let mut conn = super::connect_to(source, &source.binlog_host, source.binlog_port).await?;
+    let failures: Vec<String> = check_binlog_settings(&mut conn, &what)
+        .await
+        .into_iter()
+        .filter(|item| !item.passed)
+        .map(|item| format!("  {}: {}", item.what, item.detail))
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Precheck(format!(
+        "incremental sync cannot start; nothing was written:\n{}",
+        failures.join("\n")
+    )))
 }
 
 #[cfg(test)]
