@@ -97,6 +97,15 @@ pub enum Progress {
         commit: u64,
         schemas: Vec<TableSchema>,
     },
+    /// An XA transaction was prepared; `at` is where its rows are read again at its commit
+    /// (`None`: it changed none of the project's tables).
+    XaPrepared {
+        commit: u64,
+        xid: String,
+        at: Option<BinlogPosition>,
+    },
+    /// A prepared XA transaction was committed (and its rows sent) or rolled back.
+    XaFinished { commit: u64, xid: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -123,6 +132,10 @@ pub struct Checkpoint {
     /// with the schemas they were written with, not today's.
     #[serde(default)]
     pub schemas: Option<Vec<TableSchema>>,
+    /// XA transactions prepared before `incremental` and not yet committed or rolled back:
+    /// where to read their rows again at the commit (`None`: nothing of the project's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prepared_xa: BTreeMap<String, Option<BinlogPosition>>,
     /// Unix seconds when full sync first started, for the rate `status` shows.
     #[serde(default)]
     pub full_started_at: u64,
@@ -178,7 +191,20 @@ impl Checkpoint {
             {
                 self.schemas = Some(schemas)
             }
-            Progress::Incremental { .. } | Progress::Schemas { .. } => {}
+            Progress::XaPrepared { commit, xid, at }
+                if commit == 0 || commit >= self.exactly_once_commits =>
+            {
+                self.prepared_xa.insert(xid, at);
+            }
+            Progress::XaFinished { commit, xid }
+                if commit == 0 || commit >= self.exactly_once_commits =>
+            {
+                self.prepared_xa.remove(&xid);
+            }
+            Progress::Incremental { .. }
+            | Progress::Schemas { .. }
+            | Progress::XaPrepared { .. }
+            | Progress::XaFinished { .. } => {}
         }
     }
 

@@ -92,3 +92,109 @@ INSERT INTO {db}.t VALUES (1, 'after')"
     assert_eq!(messages.len(), 1);
     assert!(messages[0].payload.contains("\"after\""));
 }
+
+/// The ids in a topic's messages, in order.
+fn ids(messages: &[common::Consumed]) -> Vec<u32> {
+    messages
+        .iter()
+        .map(|m| {
+            let key = m.key.as_deref().expect("a key");
+            key.trim_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap_or_else(|_| panic!("a numeric key: {key}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn xa_transactions_send_their_rows_at_the_commit_in_commit_order() {
+    common::require_kafka();
+    let (db, topic, project, mut conn) = streamed("xa_order").await;
+    let mut other = common::mariadb().await;
+    // Prepared XA transactions outlive their connection: names of this run's own.
+    let [u1, x1, x2, x3] = ["u1", "x1", "x2", "x3"].map(common::unique);
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.unsynced (id INT PRIMARY KEY);
+XA START '{u1}';
+INSERT INTO {db}.unsynced VALUES (1);
+XA END '{u1}';
+XA PREPARE '{u1}';
+XA COMMIT '{u1}';
+XA START '{x1}';
+INSERT INTO {db}.t VALUES (1, 'xa'), (2, 'xa');
+XA END '{x1}';
+XA PREPARE '{x1}'"
+        ),
+    )
+    .await;
+    // Committed after the XA was prepared, before it was committed: it goes first.
+    other
+        .query_drop(format!("INSERT INTO {db}.t VALUES (3, 'plain')"))
+        .await
+        .expect("insert");
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "XA COMMIT '{x1}';
+XA START '{x2}';
+INSERT INTO {db}.t VALUES (4, 'rolled back');
+XA END '{x2}';
+XA PREPARE '{x2}';
+XA ROLLBACK '{x2}';
+XA START '{x3}';
+INSERT INTO {db}.t VALUES (5, 'one phase');
+XA END '{x3}';
+XA COMMIT '{x3}' ONE PHASE"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let messages = common::consume_all(&topic, 4, Duration::from_secs(30));
+    assert_eq!(
+        ids(&messages),
+        [3, 1, 2, 5],
+        "commit order; the rollback sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_between_xa_prepare_and_commit_loses_nothing() {
+    common::require_kafka();
+    let (db, topic, project, mut conn) = streamed("xa_restart").await;
+    // Prepared XA transactions outlive their connection: a name of this run's own.
+    let xid = common::unique("r");
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "XA START '{xid}';
+INSERT INTO {db}.t VALUES (10, 'prepared'), (11, 'prepared');
+XA END '{xid}';
+XA PREPARE '{xid}'"
+        ),
+    )
+    .await;
+    // The run ends with the transaction prepared: it remembers where its rows are.
+    project.catch_up();
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.checkpoint_path()).expect("checkpoint"))
+            .expect("JSON");
+    assert_eq!(
+        checkpoint["prepared_xa"].as_object().map(|xa| xa.len()),
+        Some(1),
+        "{checkpoint}"
+    );
+    assert!(
+        common::consume_all(&topic, 0, Duration::from_secs(3)).is_empty(),
+        "nothing is sent before the commit"
+    );
+    common::run_sql(&mut conn, &format!("XA COMMIT '{xid}'")).await;
+    project.catch_up();
+    let messages = common::consume_all(&topic, 2, Duration::from_secs(30));
+    assert_eq!(ids(&messages), [10, 11]);
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.checkpoint_path()).expect("checkpoint"))
+            .expect("JSON");
+    assert!(checkpoint.get("prepared_xa").is_none(), "{checkpoint}");
+}

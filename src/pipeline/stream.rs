@@ -11,7 +11,7 @@
 //! its last source transaction with it (see `sink::transactions`), and the checkpoint moves only
 //! at a commit.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -74,6 +74,8 @@ pub(super) struct Stream<'a> {
     start: BinlogPosition,
     until_caught_up: bool,
     events: u64,
+    /// XA transactions prepared and not yet finished, as read (see `Checkpoint::prepared_xa`).
+    prepared_xa: BTreeMap<String, Option<BinlogPosition>>,
 }
 
 impl<'a> Stream<'a> {
@@ -145,6 +147,7 @@ impl<'a> Stream<'a> {
             start,
             until_caught_up,
             events: 0,
+            prepared_xa: checkpoint.state().prepared_xa.clone(),
         };
         stream.tables = stream.routes(&stream.plan)?;
         Ok(stream)
@@ -262,6 +265,7 @@ impl<'a> Stream<'a> {
                     {
                         break Err(e);
                     }
+                    self.prepared_xa = checkpoint.state().prepared_xa.clone();
                     reader = Reader::spawn(&project, from, self.until_caught_up);
                     self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -275,20 +279,10 @@ impl<'a> Stream<'a> {
             }
             let acks = Acks::new();
             let mut schemas = None;
-            let (origin, end, read_time) = match &change {
-                Change::Transaction {
-                    origin,
-                    end,
-                    timestamp,
-                    ..
-                }
-                | Change::Statement {
-                    origin,
-                    end,
-                    timestamp,
-                    ..
-                } => (origin, end.clone(), *timestamp),
-            };
+            let mut xa = None;
+            let origin = change.origin();
+            let (end, read_time) = change.end();
+            let end = end.clone();
             // Every message of a transaction names where it starts and when (its pieces, when
             // it is large, are sent before its end is known).
             let meta = ChangeMeta {
@@ -309,12 +303,29 @@ impl<'a> Stream<'a> {
                         Err(e) => break Err(e),
                     }
                 }
+                Change::XaPrepared {
+                    xid,
+                    synced,
+                    origin,
+                    ..
+                } => {
+                    let at = synced.then_some(origin.position);
+                    self.prepared_xa.insert(xid.clone(), at.clone());
+                    xa = Some(XaStep::Prepared { xid, at });
+                }
+                Change::XaFinished { xid, commit, .. } => {
+                    if let Err(e) = self.xa_finished(&xid, commit, &end, &meta, &acks).await {
+                        break Err(e);
+                    }
+                    xa = Some(XaStep::Finished { xid });
+                }
             }
             let sent = Pending {
                 end,
                 changes: acks.sent(),
                 acks,
                 schemas,
+                xa,
                 committed: read_time,
             };
             match &mut batch {
@@ -447,6 +458,56 @@ impl<'a> Stream<'a> {
             })
             .await?;
         self.events += sent as u64;
+        Ok(())
+    }
+
+    /// `XA COMMIT` sends the rows of the transaction prepared earlier — read again from the
+    /// binlog where it was prepared, since a restart may lie between the two; `XA ROLLBACK`
+    /// sends nothing.
+    async fn xa_finished(
+        &mut self,
+        xid: &str,
+        commit: bool,
+        end: &BinlogPosition,
+        meta: &ChangeMeta,
+        acks: &Arc<Acks>,
+    ) -> Result<()> {
+        let at = match self.prepared_xa.remove(xid) {
+            Some(Some(at)) if commit => at,
+            Some(_) => return Ok(()),
+            None => {
+                tracing::warn!(
+                    xid,
+                    position = %end,
+                    "XA COMMIT of a transaction prepared before this stream started: its rows \
+                     are not known to tributary; if it changed synced tables, send them again \
+                     (`tributary reset`)"
+                );
+                return Ok(());
+            }
+        };
+        let project = self.plan.project.clone();
+        // A replica id of its own: a second connection under the stream's id would make the
+        // server drop the stream's.
+        let mut source = project.source.clone();
+        source.server_id ^= 1 << 30;
+        let mut reader = BinlogReader::open(&source, &at, false)
+            .await?
+            .with_table_filter(synced_tables(&project))
+            .replaying_xa();
+        while !reader.replayed() {
+            match reader.next().await? {
+                Some(Change::Transaction { changes, .. }) => {
+                    self.transaction(changes, meta, acks).await?
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Error::Definite(format!(
+                        "the binlog ended before the prepared XA transaction {xid} at {at}"
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -675,6 +736,11 @@ impl KafkaTransaction {
         if let Some(schemas) = self.members.iter().rev().find_map(|p| p.schemas.clone()) {
             progress.push(Progress::Schemas { commit, schemas });
         }
+        progress.extend(
+            self.members
+                .iter()
+                .filter_map(|p| p.xa.as_ref().map(|step| step.progress(commit))),
+        );
         if let Err(e) = writer.commit(&progress).await {
             self.members.clear();
             return Err(e);
@@ -700,10 +766,39 @@ struct Pending {
     acks: Arc<Acks>,
     /// The schemas after a DDL, recorded once the checkpoint moves past it.
     schemas: Option<Vec<TableSchema>>,
+    /// An XA transaction prepared or finished, recorded likewise.
+    xa: Option<XaStep>,
     /// Commit time, Unix seconds, for the lag.
     committed: u32,
     /// Messages sent for it.
     changes: u64,
+}
+
+/// A step of an XA transaction the checkpoint keeps track of.
+enum XaStep {
+    Prepared {
+        xid: String,
+        at: Option<BinlogPosition>,
+    },
+    Finished {
+        xid: String,
+    },
+}
+
+impl XaStep {
+    fn progress(&self, commit: u64) -> Progress {
+        match self {
+            XaStep::Prepared { xid, at } => Progress::XaPrepared {
+                commit,
+                xid: xid.clone(),
+                at: at.clone(),
+            },
+            XaStep::Finished { xid } => Progress::XaFinished {
+                commit,
+                xid: xid.clone(),
+            },
+        }
+    }
 }
 
 /// Records in the checkpoint every settled transaction at the front of the queue.
@@ -740,6 +835,9 @@ fn advance(
                 });
                 if let Some(schemas) = done.schemas {
                     checkpoint.record(Progress::Schemas { commit, schemas });
+                }
+                if let Some(step) = &done.xa {
+                    checkpoint.record(step.progress(commit));
                 }
             }
         }

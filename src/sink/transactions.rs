@@ -44,6 +44,10 @@ pub fn record(progress: &Progress, project: &str, run: &str) -> Result<(String, 
         Progress::Chunk { table, chunk, .. } => format!("{project}/{run}/chunk/{table}/{chunk}"),
         Progress::Incremental { .. } => format!("{project}/{run}/incremental"),
         Progress::Schemas { .. } => format!("{project}/{run}/schemas"),
+        // One key per XA transaction: compaction keeps its last step.
+        Progress::XaPrepared { xid, .. } | Progress::XaFinished { xid, .. } => {
+            format!("{project}/{run}/xa/{xid}")
+        }
     };
     let payload = serde_json::to_vec(progress)
         .map_err(|e| Error::Definite(format!("cannot serialize progress: {e}")))?;

@@ -82,6 +82,23 @@ pub enum Change {
         end: BinlogPosition,
         timestamp: u32,
     },
+    /// `XA PREPARE`: an XA transaction whose rows (`synced`: any of the project's tables) are
+    /// sent at its `XA COMMIT`, read again from `origin`.
+    XaPrepared {
+        xid: String,
+        synced: bool,
+        origin: Origin,
+        end: BinlogPosition,
+        timestamp: u32,
+    },
+    /// `XA COMMIT` (`commit`) or `XA ROLLBACK` of a prepared XA transaction.
+    XaFinished {
+        xid: String,
+        commit: bool,
+        origin: Origin,
+        end: BinlogPosition,
+        timestamp: u32,
+    },
 }
 
 impl Change {
@@ -89,7 +106,27 @@ impl Change {
     pub fn is_complete(&self) -> bool {
         match self {
             Change::Transaction { end, .. } => end.row_events == 0,
-            Change::Statement { .. } => true,
+            _ => true,
+        }
+    }
+
+    /// Where it starts and when.
+    pub fn origin(&self) -> &Origin {
+        match self {
+            Change::Transaction { origin, .. }
+            | Change::Statement { origin, .. }
+            | Change::XaPrepared { origin, .. }
+            | Change::XaFinished { origin, .. } => origin,
+        }
+    }
+
+    /// Where a reader resumes after it, and the time of its last event.
+    pub fn end(&self) -> (&BinlogPosition, u32) {
+        match self {
+            Change::Transaction { end, timestamp, .. }
+            | Change::Statement { end, timestamp, .. }
+            | Change::XaPrepared { end, timestamp, .. }
+            | Change::XaFinished { end, timestamp, .. } => (end, *timestamp),
         }
     }
 }
@@ -179,6 +216,15 @@ pub struct BinlogReader {
     /// Whether rows of the transaction being read were handed on before its end.
     handed_on: bool,
     in_transaction: bool,
+    /// The XA transaction being read (between `XA START` and `XA PREPARE`).
+    xa: Option<XaGroup>,
+    /// Reading a prepared XA transaction again at its commit, from its origin: it is the first
+    /// XA transaction there (each earlier one was a change of its own, which moved the origin).
+    /// Its rows are kept, other transactions' are not, and its `XA PREPARE` ends it like a
+    /// commit.
+    replay_xa: bool,
+    /// Whether that transaction was read.
+    replayed: bool,
 }
 
 impl BinlogReader {
@@ -286,6 +332,9 @@ impl BinlogReader {
             pending_bytes: 0,
             handed_on: false,
             in_transaction: false,
+            xa: None,
+            replay_xa: false,
+            replayed: false,
         }
     }
 
@@ -338,10 +387,10 @@ impl BinlogReader {
             }
         }
         let change = self.next_change().await?;
-        if let Some(change @ (Change::Transaction { end, .. } | Change::Statement { end, .. })) =
-            &change
+        if let Some(change) = &change
             && change.is_complete()
         {
+            let end = change.end().0;
             self.read_to = Some((end.file.clone(), end.pos));
             // What comes next starts here; only the first transaction was partly delivered.
             self.origin.position = end.clone();
@@ -415,6 +464,17 @@ impl BinlogReader {
                         }
                         self.pending.clear();
                         return Ok(Some(self.commit(end, timestamp)));
+                    } else if let Some(command) = XaCommand::parse(trimmed) {
+                        match command {
+                            XaCommand::Start => {
+                                self.begin();
+                                self.xa = Some(XaGroup { synced: false });
+                            }
+                            XaCommand::End => {}
+                            XaCommand::Finish { xid, commit } => {
+                                return Ok(Some(self.xa_finish(xid, commit, end, timestamp)));
+                            }
+                        }
                     } else if let Some(tables) = super::ddl::rows_written(&query.schema(), trimmed)
                     {
                         // Rows changed by a statement (a session with binlog_format STATEMENT or
@@ -440,14 +500,7 @@ impl BinlogReader {
                         }
                     } else if self.in_transaction && !trimmed.eq_ignore_ascii_case("COMMIT") {
                         // Inside a transaction a statement is never a checkpoint: SAVEPOINT and
-                        // the like are skipped, XA is refused rather than half-sent.
-                        if is_xa(trimmed) {
-                            return Err(Error::Definite(format!(
-                                "an XA transaction at {}:{} ({trimmed}); tributary does not sync \
-                                 XA transactions",
-                                end.file, end.pos
-                            )));
-                        }
+                        // the like are skipped.
                     } else if trimmed.eq_ignore_ascii_case("COMMIT") {
                         return Ok(Some(self.commit(end, timestamp)));
                     } else {
@@ -469,6 +522,20 @@ impl BinlogReader {
                     });
                 }
                 Some(EventData::XidEvent(_)) => return Ok(Some(self.commit(end, timestamp))),
+                // `XA PREPARE`: the group's rows are durable but not committed. One phase (MySQL's
+                // `XA COMMIT … ONE PHASE`) is a commit.
+                Some(EventData::XaPrepareLogEvent(data)) => {
+                    let one_phase = data.first().is_some_and(|b| *b != 0);
+                    if self.replaying() {
+                        self.replayed = true;
+                    }
+                    return Ok(Some(match self.xa.take() {
+                        Some(xa) if !one_phase && !self.replay_xa => {
+                            self.xa_prepared(xid_of_prepare(&data), xa, end, timestamp)
+                        }
+                        _ => self.commit(end, timestamp),
+                    }));
+                }
                 Some(EventData::TransactionPayloadEvent(_)) => {
                     return Err(Error::Definite(format!(
                         "a compressed transaction at {}:{}; tributary reads uncompressed row \
@@ -509,8 +576,15 @@ impl BinlogReader {
         }
         // A standalone GTID (DDL) is followed by its statement, not by a transaction.
         const FL_STANDALONE: u8 = 1;
-        if data.get(12).is_none_or(|flags| flags & FL_STANDALONE == 0) {
+        // MariaDB marks the first part of an XA transaction (up to `XA PREPARE`) here instead
+        // of logging `XA START`.
+        const FL_PREPARED_XA: u8 = 64;
+        let flags = data.get(12).copied().unwrap_or(0);
+        if flags & FL_STANDALONE == 0 {
             self.begin();
+        }
+        if flags & FL_PREPARED_XA != 0 {
+            self.xa = Some(XaGroup { synced: false });
         }
     }
 
@@ -522,6 +596,65 @@ impl BinlogReader {
             self.pending.clear();
             self.pending_bytes = 0;
             self.handed_on = false;
+            self.xa = None;
+        }
+    }
+
+    /// Reads a prepared XA transaction again, for its commit; the reader starts at its origin.
+    pub fn replaying_xa(mut self) -> Self {
+        self.replay_xa = true;
+        self
+    }
+
+    /// Whether the XA transaction being replayed was read whole.
+    pub fn replayed(&self) -> bool {
+        self.replayed
+    }
+
+    /// Whether the rows being read are the XA transaction being replayed.
+    fn replaying(&self) -> bool {
+        self.replay_xa && self.xa.is_some() && !self.replayed
+    }
+
+    /// An XA transaction was prepared: its rows wait for `XA COMMIT`, which may come much later
+    /// (after a restart); they are not held but read again from the binlog then.
+    fn xa_prepared(
+        &mut self,
+        xid: String,
+        xa: XaGroup,
+        mut end: BinlogPosition,
+        timestamp: u32,
+    ) -> Change {
+        self.in_transaction = false;
+        self.pending.clear();
+        self.pending_bytes = 0;
+        end.gtid = self.commit_gtid();
+        Change::XaPrepared {
+            xid,
+            synced: xa.synced,
+            origin: self.origin.clone(),
+            end,
+            timestamp,
+        }
+    }
+
+    /// `XA COMMIT` or `XA ROLLBACK` of a transaction prepared earlier.
+    fn xa_finish(
+        &mut self,
+        xid: String,
+        commit: bool,
+        mut end: BinlogPosition,
+        timestamp: u32,
+    ) -> Change {
+        self.in_transaction = false;
+        self.pending.clear();
+        end.gtid = self.commit_gtid();
+        Change::XaFinished {
+            xid,
+            commit,
+            origin: self.origin.clone(),
+            end,
+            timestamp,
         }
     }
 
@@ -596,6 +729,17 @@ impl BinlogReader {
         if !(self.keep)(&database, &table) {
             return Ok(());
         }
+        if self.replay_xa && !self.replaying() {
+            // Replaying one XA transaction: every other one was sent in its time.
+            return Ok(());
+        }
+        if let Some(xa) = &mut self.xa
+            && !self.replay_xa
+        {
+            // Read again at the commit; here only whether there is anything to send then.
+            xa.synced = true;
+            return Ok(());
+        }
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 Error::Definite(format!(
@@ -665,12 +809,63 @@ fn statement_excerpt(statement: &str) -> String {
     excerpt
 }
 
-/// Whether a statement is an XA command. By characters: a statement may open with a multi-byte
-/// character, which byte slicing would split (a panic).
-fn is_xa(statement: &str) -> bool {
-    statement
-        .get(..3)
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("XA "))
+/// The XA transaction being read.
+struct XaGroup {
+    /// Whether it changed any of the project's tables.
+    synced: bool,
+}
+
+/// The xid of an `XA PREPARE` event (one-phase flag 1 byte, formatID 4, gtrid and bqual lengths
+/// 4 each, then gtrid and bqual), as the server writes it in `XA COMMIT X'…',X'…',n`.
+fn xid_of_prepare(data: &[u8]) -> String {
+    let number = |at: usize| {
+        data.get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (format, gtrid, bqual) = (number(1), number(5) as usize, number(9) as usize);
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02X}")).collect() };
+    let gtrid_bytes = data.get(13..13 + gtrid).unwrap_or_default();
+    let bqual_bytes = data.get(13 + gtrid..13 + gtrid + bqual).unwrap_or_default();
+    format!("X'{}',X'{}',{format}", hex(gtrid_bytes), hex(bqual_bytes))
+}
+
+/// An XA statement as the binlog logs it: `XA START X'78',X'',1`, `XA END …`,
+/// `XA COMMIT X'78',X'',1`, `XA ROLLBACK X'78',X'',1`.
+#[derive(Debug, PartialEq)]
+enum XaCommand {
+    Start,
+    End,
+    /// `XA COMMIT` (`commit`) or `XA ROLLBACK` of a prepared transaction.
+    Finish {
+        xid: String,
+        commit: bool,
+    },
+}
+
+impl XaCommand {
+    /// By characters: a statement may open with a multi-byte character, which byte slicing
+    /// would split (a panic).
+    fn parse(statement: &str) -> Option<XaCommand> {
+        let rest = statement
+            .get(..3)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("XA "))
+            .map(|_| statement[3..].trim_start())?;
+        let (verb, xid) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        // Comments the server adds are not part of the name; hex digits in either case.
+        let xid = xid
+            .split("/*")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_uppercase();
+        match verb.to_ascii_uppercase().as_str() {
+            "START" | "BEGIN" => Some(XaCommand::Start),
+            "END" => Some(XaCommand::End),
+            "COMMIT" => Some(XaCommand::Finish { xid, commit: true }),
+            "ROLLBACK" => Some(XaCommand::Finish { xid, commit: false }),
+            _ => None,
+        }
+    }
 }
 
 /// The first binlog position at or after `timestamp` (Unix seconds): the start of the newest
@@ -900,10 +1095,38 @@ mod tests {
     #[test]
     fn statements_opening_with_multibyte_characters_are_not_xa() {
         // `trimmed[..3]` split the `é` and panicked on these.
-        assert!(!is_xa("ééé = 1"));
-        assert!(!is_xa("a日本"));
-        assert!(is_xa("xa commit 'x'"));
-        assert!(!is_xa("XA"));
+        assert_eq!(XaCommand::parse("ééé = 1"), None);
+        assert_eq!(XaCommand::parse("a日本"), None);
+        assert_eq!(XaCommand::parse("XA"), None);
+        assert_eq!(
+            XaCommand::parse("xa commit X'7831',X'',1"),
+            Some(XaCommand::Finish {
+                xid: "X'7831',X'',1".into(),
+                commit: true
+            })
+        );
+        assert_eq!(
+            XaCommand::parse("XA START X'7831',X'',1/*!*/"),
+            Some(XaCommand::Start)
+        );
+        assert_eq!(
+            XaCommand::parse("xa rollback x'7a31',X'',1"),
+            Some(XaCommand::Finish {
+                xid: "X'7A31',X'',1".into(),
+                commit: false
+            })
+        );
+        // The prepare event's xid reads like the statement's.
+        let mut prepare = vec![0u8];
+        prepare.extend_from_slice(&1u32.to_le_bytes());
+        prepare.extend_from_slice(&2u32.to_le_bytes());
+        prepare.extend_from_slice(&0u32.to_le_bytes());
+        prepare.extend_from_slice(b"z1");
+        assert_eq!(xid_of_prepare(&prepare), "X'7A31',X'',1");
+        assert_eq!(
+            XaCommand::parse("XA END X'7831',X'',1"),
+            Some(XaCommand::End)
+        );
     }
 
     #[test]
