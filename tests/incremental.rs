@@ -675,25 +675,17 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
         ", sync = 'schema, full, incremental', format = 'dataworks_v2'",
     )
     .await;
-    let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(project.args("run", &[]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tributary");
+    let mut child = project.spawn(&[]);
+    // Idle for longer than the heartbeat interval (5 s) once it streams.
+    project.wait_until_streaming(&mut child);
     tokio::time::sleep(Duration::from_secs(7)).await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", project.log());
     let messages = common::consume_with_heartbeats(&topic, 3, Duration::from_secs(30));
     let heartbeats: Vec<(i32, Value)> = messages
         .iter()

@@ -198,3 +198,54 @@ XA PREPARE '{xid}'"
             .expect("JSON");
     assert!(checkpoint.get("prepared_xa").is_none(), "{checkpoint}");
 }
+
+/// Rewrites the schema history's columns of `{db}.t` in the checkpoint.
+fn rewrite_history(project: &common::Project, db: &str, edit: impl Fn(&mut serde_json::Value)) {
+    let path = project.checkpoint_path();
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("checkpoint")).expect("JSON");
+    let schemas = checkpoint["schemas"]
+        .as_array_mut()
+        .expect("a schema history");
+    let table = schemas
+        .iter_mut()
+        .find(|t| t["database"] == db && t["name"] == "t")
+        .expect("the table in the history");
+    edit(&mut table["columns"]);
+    std::fs::write(&path, serde_json::to_vec(&checkpoint).expect("JSON")).expect("write");
+}
+
+#[tokio::test]
+async fn a_schema_history_that_disagrees_with_the_binlog_stops_the_run() {
+    common::require_kafka();
+    for (name, edit, says) in [
+        (
+            "drift_type",
+            (|columns: &mut serde_json::Value| columns[1][1] = "int(11)".into())
+                as fn(&mut serde_json::Value),
+            "column `v` holds Text values in the binlog, Integer in the schema history",
+        ),
+        (
+            "drift_name",
+            |columns: &mut serde_json::Value| columns[1][0] = "w".into(),
+            "column 2 is `v` in the binlog, `w` in the schema history",
+        ),
+    ] {
+        let (db, topic, project, mut conn) = streamed(name).await;
+        rewrite_history(&project, &db, edit);
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES (1, 'x')"))
+            .await
+            .expect("insert");
+        let run = project.run(&["--until-caught-up"]);
+        assert_eq!(run.code, 2, "{name}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(says) && run.stderr.contains("schema history is wrong"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            common::consume_all(&topic, 0, Duration::from_secs(2)).is_empty(),
+            "{name}: nothing decoded with the wrong columns is sent"
+        );
+    }
+}

@@ -429,6 +429,22 @@ impl<'a> Stream<'a> {
         };
         let plan = &table.route.plan;
         let qualified = plan.qualified();
+        // The schema history must describe the rows the binlog holds: decoding them with
+        // another table's columns would send wrong values without a word.
+        let columns: Vec<(&str, &SqlType)> = plan
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), &c.sql_type))
+            .collect();
+        if let Some(disagreement) = changes[0].columns.disagreement(&columns) {
+            return Err(Error::Definite(format!(
+                "table {qualified} at {}: {disagreement}. tributary's schema history is wrong \
+                 for this table (a DDL it did not see, or a checkpoint from elsewhere); the \
+                 checkpoint stays before this transaction. Send the table again with \
+                 `tributary reset` and a new run",
+                meta.position
+            )));
+        }
         let batch = ChangeBatch::from_binlog(
             &plan.schema,
             &table.types,

@@ -16,9 +16,13 @@
 //! (ENUM/SET names, TIMESTAMP instants, unsigned integers, YEAR), so one batch builder serves both.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures::StreamExt;
-use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_async::binlog::events::{
+    Event, EventData, OptionalMetadataField, RowsEventData, TableMapEvent,
+};
+use mysql_async::consts::ColumnType;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::BinlogVersion;
@@ -43,6 +47,8 @@ pub enum Op {
 pub struct RowChange {
     pub database: String,
     pub table: String,
+    /// The columns the binlog says the row has, shared by the rows of one event.
+    pub columns: Arc<TableMap>,
     pub op: Op,
     pub before: Option<Vec<Value>>,
     pub after: Option<Vec<Value>>,
@@ -742,6 +748,7 @@ impl BinlogReader {
             xa.synced = true;
             return Ok(());
         }
+        let columns = Arc::new(TableMap::of(tme));
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 Error::Definite(format!(
@@ -766,6 +773,7 @@ impl BinlogReader {
             let change = RowChange {
                 database: database.clone(),
                 table: table.clone(),
+                columns: Arc::clone(&columns),
                 op,
                 before: before.map(values).transpose()?,
                 after: after.map(values).transpose()?,
@@ -775,6 +783,141 @@ impl BinlogReader {
         }
         Ok(())
     }
+}
+
+/// A table's columns as the binlog's table-map event describes them.
+#[derive(Debug, PartialEq)]
+pub struct TableMap {
+    /// Each column's type (the real one for ENUM and SET), `None` when unknown.
+    pub types: Vec<Option<ColumnType>>,
+    /// The column names, when the server sends them (`binlog_row_metadata = FULL`).
+    pub names: Vec<String>,
+}
+
+impl TableMap {
+    fn of(tme: &TableMapEvent<'_>) -> TableMap {
+        let types = (0..tme.columns_count() as usize)
+            .map(|i| tme.get_column_type(i).ok().flatten())
+            .collect();
+        let mut names = Vec::new();
+        for field in tme.iter_optional_meta().flatten() {
+            if let OptionalMetadataField::ColumnName(list) = field {
+                names = list
+                    .iter_names()
+                    .flatten()
+                    .map(|n| n.name().into_owned())
+                    .collect();
+            }
+        }
+        TableMap { types, names }
+    }
+
+    /// Where the binlog's columns disagree with the schema history's (`columns`: name and
+    /// type): the count, a type of another kind, a name. `None` when they agree.
+    pub fn disagreement(&self, columns: &[(&str, &SqlType)]) -> Option<String> {
+        if self.types.len() != columns.len() {
+            return Some(format!(
+                "the binlog has {} columns, the schema history {}",
+                self.types.len(),
+                columns.len()
+            ));
+        }
+        for (i, ((name, sql_type), binlog)) in columns.iter().zip(&self.types).enumerate() {
+            if let Some(binlog_name) = self.names.get(i)
+                && !binlog_name.eq_ignore_ascii_case(name)
+            {
+                return Some(format!(
+                    "column {} is `{binlog_name}` in the binlog, `{name}` in the schema history",
+                    i + 1
+                ));
+            }
+            if let (Some(expected), Some(binlog)) =
+                (kind_of_sql(sql_type), binlog.and_then(kind_of_binlog))
+                && expected != binlog
+            {
+                return Some(format!(
+                    "column `{name}` holds {binlog:?} values in the binlog, {expected:?} in the \
+                     schema history"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// What kind of value a column holds, coarsely: a DDL that changes it (or a column order the
+/// history has wrong) shows as a change of kind.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum ValueKind {
+    Integer,
+    Real,
+    Decimal,
+    Text,
+    Date,
+    Time,
+    DateTime,
+    Bits,
+    Json,
+    Geometry,
+}
+
+fn kind_of_sql(sql_type: &SqlType) -> Option<ValueKind> {
+    use SqlType::*;
+    Some(match sql_type {
+        Bool
+        | TinyInt { .. }
+        | SmallInt { .. }
+        | MediumInt { .. }
+        | Int { .. }
+        | BigInt { .. }
+        | Year => ValueKind::Integer,
+        Float | Double => ValueKind::Real,
+        Decimal { .. } => ValueKind::Decimal,
+        Char { .. }
+        | VarChar { .. }
+        | Text
+        | Binary { .. }
+        | VarBinary { .. }
+        | Blob
+        | Enum { .. }
+        | Set { .. } => ValueKind::Text,
+        Date => ValueKind::Date,
+        Time { .. } => ValueKind::Time,
+        DateTime { .. } | Timestamp { .. } => ValueKind::DateTime,
+        Bit { .. } => ValueKind::Bits,
+        Json => ValueKind::Json,
+        Geometry => ValueKind::Geometry,
+        Unsupported(_) => return None,
+    })
+}
+
+fn kind_of_binlog(column_type: ColumnType) -> Option<ValueKind> {
+    use ColumnType::*;
+    Some(match column_type {
+        MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG
+        | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => ValueKind::Integer,
+        MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => ValueKind::Real,
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => ValueKind::Decimal,
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_ENUM
+        | MYSQL_TYPE_SET => ValueKind::Text,
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => ValueKind::Date,
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => ValueKind::Time,
+        MYSQL_TYPE_DATETIME
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIMESTAMP
+        | MYSQL_TYPE_TIMESTAMP2 => ValueKind::DateTime,
+        MYSQL_TYPE_BIT => ValueKind::Bits,
+        MYSQL_TYPE_JSON => ValueKind::Json,
+        MYSQL_TYPE_GEOMETRY => ValueKind::Geometry,
+        _ => return None,
+    })
 }
 
 impl RowChange {
