@@ -35,6 +35,9 @@ impl PrivateMariaDb {
 user=root
 datadir={data}
 socket={dir}/mariadbd.sock
+# Its own tmpdir: at start-up MariaDB deletes every `#sql*` file in its tmpdir, which in /tmp
+# would pull the shared server's temporary tables from under it.
+tmpdir={dir}
 pid-file={dir}/mariadbd.pid
 log_error={dir}/mariadbd.err
 port={port}
