@@ -288,6 +288,47 @@ async fn integer_bounds(
     Ok(Some(bounds))
 }
 
+/// A chunk's key range in SQL terms, for messages: `` `id` > 5000 AND `id` <= 10000 ``.
+pub fn describe_range(table: &TablePlan, range: &KeyRange) -> String {
+    let side = |op: &str, values: &[KeyValue]| {
+        let values: Vec<String> = values.iter().map(key_literal).collect();
+        if values.len() == 1 {
+            format!("{} {op} {}", key_list(table), values[0])
+        } else {
+            format!("({}) {op} ({})", key_list(table), values.join(", "))
+        }
+    };
+    let mut sides = Vec::new();
+    if let Some(lower) = &range.lower {
+        sides.push(side(">", lower));
+    }
+    if let Some(upper) = &range.upper {
+        sides.push(side("<=", upper));
+    }
+    if sides.is_empty() {
+        return "the whole table".to_string();
+    }
+    sides.join(" AND ")
+}
+
+/// A key value as a SQL literal, for messages.
+fn key_literal(value: &KeyValue) -> String {
+    match value {
+        KeyValue::Int(i) => i.to_string(),
+        KeyValue::UInt(u) => u.to_string(),
+        KeyValue::Double(d) => d.to_string(),
+        KeyValue::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b).replace('\'', "''")),
+        KeyValue::DateTime([y, mo, d, h, mi, s, us]) => {
+            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+        }
+        KeyValue::Time(negative, days, h, m, s, us) => format!(
+            "'{}{}:{m:02}:{s:02}.{us:06}'",
+            if *negative { "-" } else { "" },
+            days * 24 + *h as u32
+        ),
+    }
+}
+
 /// What a chunk reader hands its rows to: the batch stage, which builds them into Arrow batches
 /// and passes each full one on down the flow.
 pub trait RowHandler {
