@@ -554,10 +554,166 @@ INSERT INTO {db}.pairs SELECT seq % 7, CONCAT('k', seq), seq FROM {db}.seq_1_to_
         chunks, 7,
         "2000 rows in chunks of exactly 300 rows, found {chunks} chunks"
     );
+    assert_chunks_bounded(&chunk_sizes(&project, &format!("{db}.pairs")), 300, 2000);
     let messages = common::consume_all(&topic, 2000, Duration::from_secs(60));
     let keys: std::collections::HashSet<&str> =
         messages.iter().filter_map(|m| m.key.as_deref()).collect();
     assert_eq!(messages.len(), 2000);
     assert_eq!(keys.len(), 2000, "each (a, b) exactly once");
     assert!(keys.contains("{\"a\":1,\"b\":\"k1\"}"));
+}
+
+/// The rows each chunk of `table` held, from the checkpoint; every chunk must be done.
+fn chunk_sizes(project: &Project, table: &str) -> Vec<u64> {
+    let checkpoint = project.checkpoint().expect("checkpoint");
+    checkpoint["tables"][table]["chunks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no chunks of {table} in the checkpoint"))
+        .iter()
+        .map(|chunk| {
+            assert_eq!(chunk["done"], true, "{chunk}");
+            chunk["rows"].as_u64().expect("rows")
+        })
+        .collect()
+}
+
+/// The chunks hold every row once, none more than twice `chunk_rows`.
+fn assert_chunks_bounded(sizes: &[u64], chunk_rows: u64, rows: u64) {
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        rows,
+        "the chunks hold every row once: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().all(|&n| n <= 2 * chunk_rows),
+        "a chunk holds more than 2 x {chunk_rows} rows: {sizes:?}"
+    );
+}
+
+/// The issue's example: ids 1..49,999 and one at 10^15. Split between MIN and MAX by the row
+/// estimate, it was one chunk of 49,999 rows and eight empty ones.
+#[tokio::test]
+async fn a_sparse_integer_key_is_chunked_on_the_keys_that_exist() {
+    let db = common::unique("fs_sparse");
+    let rows = 50_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.t SELECT seq, 'v' FROM {db}.seq_1_to_49999;
+INSERT INTO {db}.t VALUES (1000000000000000, 'far')"
+        ),
+    )
+    .await;
+    let topic = common::unique("fs_sparse");
+    let chunk_rows = 5000;
+    let project = Project::new(
+        "fs_sparse",
+        &mariadb_source(),
+        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let sizes = chunk_sizes(&project, &format!("{db}.t"));
+    assert_chunks_bounded(&sizes, chunk_rows, rows);
+    // Ten of 5000 rows and the open end past the last bound (empty here).
+    assert_eq!(sizes.len(), 11, "{sizes:?}");
+
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    let seen = ids(&messages);
+    assert_eq!(seen.len() as u64, rows, "every row arrives");
+    assert!(seen.contains_key(&1_000_000_000_000_000));
+    assert_eq!(messages.len() as u64, rows, "and once");
+}
+
+/// A text key where nine rows in ten share a long prefix, with accented and mixed-case keys
+/// (compared by the column's collation, as the bounds are).
+#[tokio::test]
+async fn a_skewed_text_key_is_chunked_within_twice_chunk_rows() {
+    let db = common::unique("fs_skew");
+    let rows = 20_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (k VARCHAR(60) PRIMARY KEY, v INT) DEFAULT CHARSET utf8mb4;
+INSERT INTO {db}.t SELECT CONCAT('order-2024-11-30-', LPAD(seq, 8, '0')), seq
+  FROM {db}.seq_1_to_18000;
+INSERT INTO {db}.t SELECT CONCAT(IF(seq % 2 = 0, 'É', 'b'), MD5(seq)), seq FROM {db}.seq_1_to_2000"
+        ),
+    )
+    .await;
+    let topic = common::unique("fs_skew");
+    let chunk_rows = 1500;
+    let project = Project::new(
+        "fs_skew",
+        &mariadb_source(),
+        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    assert_chunks_bounded(&chunk_sizes(&project, &format!("{db}.t")), chunk_rows, rows);
+
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    let keys: std::collections::HashSet<&str> =
+        messages.iter().filter_map(|m| m.key.as_deref()).collect();
+    assert_eq!(keys.len() as u64, rows, "every row arrives");
+    assert_eq!(messages.len() as u64, rows, "and once");
+}
+
+/// seekdb (OceanBase) reports `TABLE_ROWS = 0` for new tables; trusted, that estimate made the
+/// whole table one chunk.
+#[tokio::test]
+async fn an_estimate_of_0_still_gives_bounded_chunks() {
+    let db = common::unique("fs_noest");
+    let rows = 3000u64;
+    let mut conn = common::seekdb().await;
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, 'v{i}')")).collect();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.t VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let estimate: Option<u64> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND \
+             TABLE_NAME = 't'",
+            (&db,),
+        )
+        .await
+        .expect("TABLE_ROWS");
+    assert_eq!(
+        estimate,
+        Some(0),
+        "this test needs a source whose row estimate is 0"
+    );
+    let topic = common::unique("fs_noest");
+    let chunk_rows = 300;
+    let project = Project::new(
+        "fs_noest",
+        "type = 'oceanbase', host = '127.0.0.1', port = 2881, user = 'root'",
+        &format!(", chunk_rows = {chunk_rows}"),
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let sizes = chunk_sizes(&project, &format!("{db}.t"));
+    assert_chunks_bounded(&sizes, chunk_rows, rows);
+    // Walked: ten of 300 rows and the open end past the last bound (empty here).
+    assert_eq!(sizes.len(), 11, "{sizes:?}");
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(60));
+    assert_eq!(ids(&messages).len() as u64, rows, "every row arrives");
 }
