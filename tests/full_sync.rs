@@ -717,3 +717,62 @@ INSERT INTO {db}.t VALUES {}",
     let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(60));
     assert_eq!(ids(&messages).len() as u64, rows, "every row arrives");
 }
+
+/// SIGTERM while a long index walk plans the chunks pauses it between two steps (exit 0), rather
+/// than after the whole walk; the next run plans the table again and finishes.
+#[tokio::test]
+async fn sigterm_during_a_long_walk_pauses_it() {
+    let db = common::unique("fs_walkstop");
+    let rows = 50_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (k VARCHAR(20) PRIMARY KEY, v INT);
+INSERT INTO {db}.t SELECT CONCAT('k', seq), seq FROM {db}.seq_1_to_{rows}"
+        ),
+    )
+    .await;
+    let topic = common::unique("fs_walkstop");
+    // One row a chunk: the walk takes one step a row.
+    let project = Project::new(
+        "fs_walkstop",
+        &mariadb_source(),
+        ", chunk_rows = 1",
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let child = project.spawn();
+    // Schema sync is checkpointed just before full sync plans.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !project
+        .checkpoint()
+        .is_some_and(|c| c["schema_done"] == true)
+    {
+        assert!(Instant::now() < deadline, "schema sync did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("run paused:"), "{stdout}");
+    let checkpoint = project.checkpoint().expect("checkpoint");
+    assert!(
+        checkpoint["tables"][format!("{db}.t")]["chunks"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the pause came between two steps of the walk, not after it"
+    );
+}

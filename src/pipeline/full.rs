@@ -237,8 +237,12 @@ impl FullSync<'_> {
                 .get(&name)
                 .is_some_and(|p| !p.chunks.is_empty());
             if !planned {
+                let stop = &self.stop;
                 let (ranges, rows_estimate) =
-                    snapshot::plan_chunks(&mut conn, table, project.project.chunk_rows).await?;
+                    snapshot::plan_chunks(&mut conn, table, project.project.chunk_rows, || {
+                        *stop.borrow()
+                    })
+                    .await?;
                 checkpoint.update(|c| {
                     c.tables.insert(
                         name,

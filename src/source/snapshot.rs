@@ -163,7 +163,8 @@ fn table_error(table: &TablePlan, what: &str) -> impl FnOnce(mysql_async::Error)
 /// Splits a table into key ranges of at most `chunk_rows` rows each (as the table is when they
 /// are planned), whatever its keys look like and however wrong the source's row estimate is. A
 /// table without a key is one chunk, read in one scan. Returns the chunks and the source's row
-/// estimate.
+/// estimate. `stopped` is asked between the steps of an index walk: when it says yes, planning
+/// ends with [`Error::Paused`].
 ///
 /// Two ways, chosen per table (docs/full-sync.md has the measurements behind the choice):
 /// - a single integer key whose MIN..MAX span is at most twice the estimate is cut every
@@ -178,6 +179,7 @@ pub async fn plan_chunks(
     conn: &mut Conn,
     table: &TablePlan,
     chunk_rows: u64,
+    stopped: impl Fn() -> bool,
 ) -> Result<(Vec<KeyRange>, u64)> {
     let estimate: Option<u64> = conn
         .exec_first(
@@ -202,6 +204,9 @@ pub async fn plan_chunks(
     }
     let mut bounds: Vec<Vec<KeyValue>> = Vec::new();
     loop {
+        if stopped() {
+            return Err(Error::Paused);
+        }
         let (filter, params) = match bounds.last() {
             Some(last) => (
                 format!("WHERE {}", key_compare(table, ">")),
