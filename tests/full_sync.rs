@@ -125,6 +125,24 @@ fn ids(messages: &[common::Consumed]) -> HashMap<i64, usize> {
     seen
 }
 
+/// Sends SIGTERM to a run and waits for it: the run must pause (exit 0, "run paused:").
+fn pause_with_sigterm(child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a signal is a pause, not a kill: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("run paused:"), "{stdout}");
+}
+
 #[tokio::test]
 async fn full_sync_sends_filtered_projected_rows_and_reruns_skip_finished_chunks() {
     let db = common::unique("fs_items");
@@ -412,20 +430,7 @@ async fn sigterm_during_start_up_pauses_cleanly() {
     );
     let child = project.spawn();
     std::thread::sleep(Duration::from_millis(150));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "a signal during start-up is a pause, not a kill: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("run paused:"), "{stdout}");
+    pause_with_sigterm(child);
 
     let outcome = project.run();
     assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
@@ -448,20 +453,7 @@ async fn sigterm_pauses_cleanly_and_the_next_run_finishes() {
     );
     let child = project.spawn();
     project.wait_for_chunks(1);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("run paused:"), "{stdout}");
+    pause_with_sigterm(child);
     let checkpoint = project.checkpoint().expect("checkpoint");
     assert_eq!(checkpoint["full_done"], false);
 
@@ -590,6 +582,32 @@ fn assert_chunks_bounded(sizes: &[u64], chunk_rows: u64, rows: u64) {
     );
 }
 
+/// Syncs table `db.t` of `rows` rows from `source` in chunks of `chunk_rows`; checks in the
+/// checkpoint that the chunks hold every row once and none more than twice `chunk_rows`.
+/// Returns the rows of each chunk and the topic's messages.
+fn sync_in_chunks(
+    name: &str,
+    source: &str,
+    db: &str,
+    chunk_rows: u64,
+    rows: u64,
+) -> (Vec<u64>, Vec<common::Consumed>) {
+    let topic = common::unique(name);
+    let project = Project::new(
+        name,
+        source,
+        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let sizes = chunk_sizes(&project, &format!("{db}.t"));
+    assert_chunks_bounded(&sizes, chunk_rows, rows);
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    (sizes, messages)
+}
+
 /// The issue's example: ids 1..49,999 and one at 10^15. Split between MIN and MAX by the row
 /// estimate, it was one chunk of 49,999 rows and eight empty ones.
 #[tokio::test]
@@ -607,23 +625,9 @@ INSERT INTO {db}.t VALUES (1000000000000000, 'far')"
         ),
     )
     .await;
-    let topic = common::unique("fs_sparse");
-    let chunk_rows = 5000;
-    let project = Project::new(
-        "fs_sparse",
-        &mariadb_source(),
-        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
-        "",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    let outcome = project.run();
-    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
-    let sizes = chunk_sizes(&project, &format!("{db}.t"));
-    assert_chunks_bounded(&sizes, chunk_rows, rows);
+    let (sizes, messages) = sync_in_chunks("fs_sparse", &mariadb_source(), &db, 5000, rows);
     // Ten of 5000 rows and the open end past the last bound (empty here).
     assert_eq!(sizes.len(), 11, "{sizes:?}");
-
-    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
     let seen = ids(&messages);
     assert_eq!(seen.len() as u64, rows, "every row arrives");
     assert!(seen.contains_key(&1_000_000_000_000_000));
@@ -648,20 +652,7 @@ INSERT INTO {db}.t SELECT CONCAT(IF(seq % 2 = 0, 'É', 'b'), MD5(seq)), seq FROM
         ),
     )
     .await;
-    let topic = common::unique("fs_skew");
-    let chunk_rows = 1500;
-    let project = Project::new(
-        "fs_skew",
-        &mariadb_source(),
-        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
-        "",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
-    );
-    let outcome = project.run();
-    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
-    assert_chunks_bounded(&chunk_sizes(&project, &format!("{db}.t")), chunk_rows, rows);
-
-    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    let (_, messages) = sync_in_chunks("fs_skew", &mariadb_source(), &db, 1500, rows);
     let keys: std::collections::HashSet<&str> =
         messages.iter().filter_map(|m| m.key.as_deref()).collect();
     assert_eq!(keys.len() as u64, rows, "every row arrives");
@@ -699,27 +690,20 @@ INSERT INTO {db}.t VALUES {}",
         Some(0),
         "this test needs a source whose row estimate is 0"
     );
-    let topic = common::unique("fs_noest");
-    let chunk_rows = 300;
-    let project = Project::new(
+    let (sizes, messages) = sync_in_chunks(
         "fs_noest",
         "type = 'oceanbase', host = '127.0.0.1', port = 2881, user = 'root'",
-        &format!(", chunk_rows = {chunk_rows}"),
-        "",
-        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+        &db,
+        300,
+        rows,
     );
-    let outcome = project.run();
-    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
-    let sizes = chunk_sizes(&project, &format!("{db}.t"));
-    assert_chunks_bounded(&sizes, chunk_rows, rows);
     // Walked: ten of 300 rows and the open end past the last bound (empty here).
     assert_eq!(sizes.len(), 11, "{sizes:?}");
-    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(60));
     assert_eq!(ids(&messages).len() as u64, rows, "every row arrives");
 }
 
 /// SIGTERM while a long index walk plans the chunks pauses it between two steps (exit 0), rather
-/// than after the whole walk; the next run plans the table again and finishes.
+/// than after the whole walk (the next run plans the table again).
 #[tokio::test]
 async fn sigterm_during_a_long_walk_pauses_it() {
     let db = common::unique("fs_walkstop");
@@ -754,20 +738,7 @@ INSERT INTO {db}.t SELECT CONCAT('k', seq), seq FROM {db}.seq_1_to_{rows}"
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("run paused:"), "{stdout}");
+    pause_with_sigterm(child);
     let checkpoint = project.checkpoint().expect("checkpoint");
     assert!(
         checkpoint["tables"][format!("{db}.t")]["chunks"]
