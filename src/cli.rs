@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use crate::check::CheckItem;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, Plan};
 use crate::project::{ProjectFile, SourceKind};
 use crate::source::precheck;
@@ -120,10 +120,25 @@ pub async fn run(command: Command) -> Result<()> {
 }
 
 /// Parses the project, reads the source's catalog and plans every table.
+///
+/// Nothing is written before this succeeds, so a source that cannot be reached here (refused,
+/// no answer, the connection lost) fails at once with exit 1 — "nothing was written" — like a
+/// failed precheck: there is nothing to ride out yet, and a wrong address should not wait
+/// through retries. Once a run has written (topics, the checkpoint, rows), the same faults are
+/// retried and end with exit 2.
 pub async fn load_plan(path: &Path) -> Result<Plan> {
     let project = ProjectFile::load(path)?;
-    let mut conn = source::connect(&project.source).await?;
-    plan_with(&mut conn, project).await
+    let planned = async move {
+        let mut conn = source::connect(&project.source).await?;
+        plan_with(&mut conn, project).await
+    };
+    planned.await.map_err(|error| match error.kind() {
+        ErrorKind::Transient => Error::Precheck(format!(
+            "{error}; nothing was written: start the source (or correct `host` and `port`) and \
+             run again"
+        )),
+        _ => error,
+    })
 }
 
 async fn plan_with(conn: &mut mysql_async::Conn, project: ProjectFile) -> Result<Plan> {

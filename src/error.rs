@@ -74,7 +74,10 @@ impl Error {
             Error::Precheck(_) => ErrorKind::Precheck,
             Error::Io { .. } => ErrorKind::Definite,
             Error::Source { source, .. } => match source {
-                mysql_async::Error::Io(_) => ErrorKind::Transient,
+                mysql_async::Error::Io(_)
+                | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+                    ErrorKind::Transient
+                }
                 // Connection killed (MariaDB 1927), server shutdown, query interrupted.
                 mysql_async::Error::Server(e) if matches!(e.code, 1927 | 1053 | 1317) => {
                     ErrorKind::Transient

@@ -125,6 +125,24 @@ fn ids(messages: &[common::Consumed]) -> HashMap<i64, usize> {
     seen
 }
 
+/// Sends SIGTERM to a run and waits for it: the run must pause (exit 0, "run paused:").
+fn pause_with_sigterm(child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a signal is a pause, not a kill: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("run paused:"), "{stdout}");
+}
+
 #[tokio::test]
 async fn full_sync_sends_filtered_projected_rows_and_reruns_skip_finished_chunks() {
     let db = common::unique("fs_items");
@@ -412,20 +430,7 @@ async fn sigterm_during_start_up_pauses_cleanly() {
     );
     let child = project.spawn();
     std::thread::sleep(Duration::from_millis(150));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "a signal during start-up is a pause, not a kill: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("run paused:"), "{stdout}");
+    pause_with_sigterm(child);
 
     let outcome = project.run();
     assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
@@ -448,20 +453,7 @@ async fn sigterm_pauses_cleanly_and_the_next_run_finishes() {
     );
     let child = project.spawn();
     project.wait_for_chunks(1);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let output = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("run paused:"), "{stdout}");
+    pause_with_sigterm(child);
     let checkpoint = project.checkpoint().expect("checkpoint");
     assert_eq!(checkpoint["full_done"], false);
 
@@ -554,10 +546,204 @@ INSERT INTO {db}.pairs SELECT seq % 7, CONCAT('k', seq), seq FROM {db}.seq_1_to_
         chunks, 7,
         "2000 rows in chunks of exactly 300 rows, found {chunks} chunks"
     );
+    assert_chunks_bounded(&chunk_sizes(&project, &format!("{db}.pairs")), 300, 2000);
     let messages = common::consume_all(&topic, 2000, Duration::from_secs(60));
     let keys: std::collections::HashSet<&str> =
         messages.iter().filter_map(|m| m.key.as_deref()).collect();
     assert_eq!(messages.len(), 2000);
     assert_eq!(keys.len(), 2000, "each (a, b) exactly once");
     assert!(keys.contains("{\"a\":1,\"b\":\"k1\"}"));
+}
+
+/// The rows each chunk of `table` held, from the checkpoint; every chunk must be done.
+fn chunk_sizes(project: &Project, table: &str) -> Vec<u64> {
+    let checkpoint = project.checkpoint().expect("checkpoint");
+    checkpoint["tables"][table]["chunks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no chunks of {table} in the checkpoint"))
+        .iter()
+        .map(|chunk| {
+            assert_eq!(chunk["done"], true, "{chunk}");
+            chunk["rows"].as_u64().expect("rows")
+        })
+        .collect()
+}
+
+/// The chunks hold every row once, none more than twice `chunk_rows`.
+fn assert_chunks_bounded(sizes: &[u64], chunk_rows: u64, rows: u64) {
+    assert_eq!(
+        sizes.iter().sum::<u64>(),
+        rows,
+        "the chunks hold every row once: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().all(|&n| n <= 2 * chunk_rows),
+        "a chunk holds more than 2 x {chunk_rows} rows: {sizes:?}"
+    );
+}
+
+/// Syncs table `db.t` of `rows` rows from `source` in chunks of `chunk_rows`; checks in the
+/// checkpoint that the chunks hold every row once and none more than twice `chunk_rows`.
+/// Returns the rows of each chunk and the topic's messages.
+fn sync_in_chunks(
+    name: &str,
+    source: &str,
+    db: &str,
+    chunk_rows: u64,
+    rows: u64,
+) -> (Vec<u64>, Vec<common::Consumed>) {
+    let topic = common::unique(name);
+    let project = Project::new(
+        name,
+        source,
+        &format!(", chunk_rows = {chunk_rows}, full_concurrency = 2"),
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let outcome = project.run();
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    let sizes = chunk_sizes(&project, &format!("{db}.t"));
+    assert_chunks_bounded(&sizes, chunk_rows, rows);
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    (sizes, messages)
+}
+
+/// The issue's example: ids 1..49,999 and one at 10^15. Split between MIN and MAX by the row
+/// estimate, it was one chunk of 49,999 rows and eight empty ones.
+#[tokio::test]
+async fn a_sparse_integer_key_is_chunked_on_the_keys_that_exist() {
+    let db = common::unique("fs_sparse");
+    let rows = 50_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.t SELECT seq, 'v' FROM {db}.seq_1_to_49999;
+INSERT INTO {db}.t VALUES (1000000000000000, 'far')"
+        ),
+    )
+    .await;
+    let (sizes, messages) = sync_in_chunks("fs_sparse", &mariadb_source(), &db, 5000, rows);
+    // Ten of 5000 rows and the open end past the last bound (empty here).
+    assert_eq!(sizes.len(), 11, "{sizes:?}");
+    let seen = ids(&messages);
+    assert_eq!(seen.len() as u64, rows, "every row arrives");
+    assert!(seen.contains_key(&1_000_000_000_000_000));
+    assert_eq!(messages.len() as u64, rows, "and once");
+}
+
+/// A text key where nine rows in ten share a long prefix, with accented and mixed-case keys
+/// (compared by the column's collation, as the bounds are).
+#[tokio::test]
+async fn a_skewed_text_key_is_chunked_within_twice_chunk_rows() {
+    let db = common::unique("fs_skew");
+    let rows = 20_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (k VARCHAR(60) PRIMARY KEY, v INT) DEFAULT CHARSET utf8mb4;
+INSERT INTO {db}.t SELECT CONCAT('order-2024-11-30-', LPAD(seq, 8, '0')), seq
+  FROM {db}.seq_1_to_18000;
+INSERT INTO {db}.t SELECT CONCAT(IF(seq % 2 = 0, 'É', 'b'), MD5(seq)), seq FROM {db}.seq_1_to_2000"
+        ),
+    )
+    .await;
+    let (_, messages) = sync_in_chunks("fs_skew", &mariadb_source(), &db, 1500, rows);
+    let keys: std::collections::HashSet<&str> =
+        messages.iter().filter_map(|m| m.key.as_deref()).collect();
+    assert_eq!(keys.len() as u64, rows, "every row arrives");
+    assert_eq!(messages.len() as u64, rows, "and once");
+}
+
+/// seekdb (OceanBase) reports `TABLE_ROWS = 0` for new tables; trusted, that estimate made the
+/// whole table one chunk.
+#[tokio::test]
+async fn an_estimate_of_0_still_gives_bounded_chunks() {
+    let db = common::unique("fs_noest");
+    let rows = 3000u64;
+    let mut conn = common::seekdb().await;
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, 'v{i}')")).collect();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(10));
+INSERT INTO {db}.t VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let estimate: Option<u64> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND \
+             TABLE_NAME = 't'",
+            (&db,),
+        )
+        .await
+        .expect("TABLE_ROWS");
+    assert_eq!(
+        estimate,
+        Some(0),
+        "this test needs a source whose row estimate is 0"
+    );
+    let (sizes, messages) = sync_in_chunks(
+        "fs_noest",
+        "type = 'oceanbase', host = '127.0.0.1', port = 2881, user = 'root'",
+        &db,
+        300,
+        rows,
+    );
+    // Walked: ten of 300 rows and the open end past the last bound (empty here).
+    assert_eq!(sizes.len(), 11, "{sizes:?}");
+    assert_eq!(ids(&messages).len() as u64, rows, "every row arrives");
+}
+
+/// SIGTERM while a long index walk plans the chunks pauses it between two steps (exit 0), rather
+/// than after the whole walk (the next run plans the table again).
+#[tokio::test]
+async fn sigterm_during_a_long_walk_pauses_it() {
+    let db = common::unique("fs_walkstop");
+    let rows = 50_000u64;
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (k VARCHAR(20) PRIMARY KEY, v INT);
+INSERT INTO {db}.t SELECT CONCAT('k', seq), seq FROM {db}.seq_1_to_{rows}"
+        ),
+    )
+    .await;
+    let topic = common::unique("fs_walkstop");
+    // One row a chunk: the walk takes one step a row.
+    let project = Project::new(
+        "fs_walkstop",
+        &mariadb_source(),
+        ", chunk_rows = 1",
+        "",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let child = project.spawn();
+    // Schema sync is checkpointed just before full sync plans.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !project
+        .checkpoint()
+        .is_some_and(|c| c["schema_done"] == true)
+    {
+        assert!(Instant::now() < deadline, "schema sync did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    pause_with_sigterm(child);
+    let checkpoint = project.checkpoint().expect("checkpoint");
+    assert!(
+        checkpoint["tables"][format!("{db}.t")]["chunks"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the pause came between two steps of the walk, not after it"
+    );
 }

@@ -454,6 +454,16 @@ impl BatchBuilder {
         self.rows >= rows || self.bytes >= MAX_BATCH_BYTES
     }
 
+    /// Drops the rows appended since the last `finish`: a chunk that is read again from its
+    /// start must not send the rows of the attempt that failed.
+    pub fn clear(&mut self) {
+        for column in &mut self.columns {
+            column.finish();
+        }
+        self.rows = 0;
+        self.bytes = 0;
+    }
+
     /// The rows appended so far as a batch; the builder starts over, keeping its buffers.
     pub fn finish(&mut self) -> RecordBatch {
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
@@ -570,5 +580,29 @@ mod tests {
             .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
             .value(0);
         assert_eq!(ts, 1_714_528_800_123_456);
+    }
+
+    #[test]
+    fn cleared_rows_are_not_in_the_next_batch() {
+        let field = SqlType::parse("int")
+            .arrow_field("id", false, "int")
+            .unwrap();
+        let mut builder = BatchBuilder::new(Arc::new(Schema::new(vec![field])), 4);
+        for id in [1, 2] {
+            builder.push_row(&[Value::Int(id)]).unwrap();
+        }
+        builder.clear();
+        assert!(builder.is_empty());
+        assert_eq!(builder.bytes(), 0);
+        builder.push_row(&[Value::Int(3)]).unwrap();
+        let batch = builder.finish();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(
+            batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(0),
+            3
+        );
     }
 }

@@ -8,12 +8,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use mysql_async::Value;
+use mysql_async::{Conn, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::live_catalog;
 use super::progress::{Progress, Watched};
+use super::retry::Backoff;
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{self, Checkpointer, Chunk, TableProgress};
 use crate::error::{Error, Result};
@@ -48,7 +49,30 @@ struct ChunkDone {
 impl FullSync<'_> {
     /// Runs full sync to its end; whether it was paused (Ctrl-C / SIGTERM) before finishing.
     pub async fn run(self, checkpoint: &mut Checkpointer) -> Result<bool> {
-        self.prepare(checkpoint).await?;
+        let mut stop = self.stop.clone();
+        let mut backoff = Backoff::new();
+        loop {
+            let error = match self.prepare(checkpoint).await {
+                Ok(()) => break,
+                Err(error) => error,
+            };
+            let error = match backoff.wait(&error, "planning full sync", &mut stop).await {
+                Ok(true) => continue,
+                Ok(false) => error,
+                Err(paused) => paused,
+            };
+            if let Error::Paused = error {
+                // What was planned is kept; a table planned halfway is planned again.
+                checkpoint.save().await?;
+                tracing::info!("paused while planning full sync; rerun to continue");
+                return Ok(true);
+            }
+            return Err(backoff.give_up(
+                error,
+                "planning full sync",
+                "no row was read yet; rerun once the source is reachable",
+            ));
+        }
         let state = checkpoint.state();
         let mut queue = VecDeque::new();
         let mut ranges = Vec::new();
@@ -213,8 +237,12 @@ impl FullSync<'_> {
                 .get(&name)
                 .is_some_and(|p| !p.chunks.is_empty());
             if !planned {
+                let stop = &self.stop;
                 let (ranges, rows_estimate) =
-                    snapshot::plan_chunks(&mut conn, table, project.project.chunk_rows).await?;
+                    snapshot::plan_chunks(&mut conn, table, project.project.chunk_rows, || {
+                        *stop.borrow()
+                    })
+                    .await?;
                 checkpoint.update(|c| {
                     c.tables.insert(
                         name,
@@ -264,61 +292,44 @@ impl ChunkReader {
         self.queue.lock().ok()?.pop_front()
     }
 
+    /// Reads chunks until the queue is empty. A transient fault (the source's connection lost,
+    /// the server restarting) retries the chunk it hit, on a new connection, while the other
+    /// readers go on; only a fault that outlasts the retries stops the run.
     async fn read_chunks(&mut self) -> Result<()> {
-        let mut conn = source::connect(&self.project.source).await?;
-        snapshot::prepare_session(&mut conn, self.project.source.kind).await?;
-        let batch_rows = self.project.project.batch_rows;
+        let mut conn = None;
         let mut builders: HashMap<usize, BatchBuilder> = HashMap::new();
+        let mut stop = self.stop.clone();
         while let Some((t, c)) = self.next_chunk() {
             if *self.stop.borrow() {
                 return Err(Error::Paused);
             }
-            let table = &self.tables[t];
-            let route = match self.routes.entry(t) {
-                std::collections::hash_map::Entry::Occupied(route) => route.into_mut(),
-                std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Route::new(
-                    table,
-                    &self.project,
-                    &self.topics,
-                    &self.metrics,
-                )?),
-            };
-            let builder = builders
-                .entry(t)
-                .or_insert_with(|| BatchBuilder::new(Arc::clone(&table.schema), batch_rows));
-            self.writer.begin()?;
-            let acks = Acks::new();
-            let mut rows = ChunkRows {
-                table,
-                builder,
-                batch_rows,
-                route,
-                writer: &mut self.writer,
-                acks: &acks,
-                stop: &self.stop,
-            };
-            let read = snapshot::read_chunk(&mut conn, table, &self.ranges[t][c], &mut rows).await;
-            let rows = match read {
-                Ok(rows) => rows,
-                Err(e) => {
-                    self.writer.abort();
-                    return Err(e);
+            let mut backoff = Backoff::new();
+            let rows = loop {
+                let error = match self.read_chunk(&mut conn, &mut builders, t, c).await {
+                    Ok(rows) => break rows,
+                    Err(error) => error,
+                };
+                // The connection may be broken: the next attempt opens a new one.
+                conn = None;
+                let what = format!(
+                    "full sync of table {}, chunk {} of {} ({})",
+                    self.tables[t].qualified(),
+                    c + 1,
+                    self.ranges[t].len(),
+                    snapshot::describe_range(&self.tables[t], &self.ranges[t][c]),
+                );
+                match backoff.wait(&error, &what, &mut stop).await? {
+                    true => continue,
+                    false => {
+                        return Err(backoff.give_up(
+                            error,
+                            &what,
+                            "the chunks that finished are checkpointed: rerun once the source \
+                             is reachable to read the rest",
+                        ));
+                    }
                 }
             };
-            let qualified = table.qualified();
-            self.writer
-                .commit(&[crate::checkpoint::Progress::Chunk {
-                    table: qualified.clone(),
-                    chunk: c,
-                    rows,
-                }])
-                .await?;
-            acks.settled().await.map_err(|e| {
-                Error::Sink(format!(
-                    "full sync of {qualified}: {e}; the chunk is not checkpointed and is read \
-                     again on the next run"
-                ))
-            })?;
             let _ = self
                 .done
                 .send(ChunkDone {
@@ -329,6 +340,78 @@ impl ChunkReader {
                 .await;
         }
         Ok(())
+    }
+
+    /// One attempt at chunk `c` of table `t`, on `conn` (connected first when it is `None`):
+    /// with `exactly_once` in a Kafka transaction of its own, which a failed read aborts so that
+    /// its rows are never seen; without, the rows sent before a failure stay and are sent again
+    /// by the next attempt (at least once). Returns the rows read once Kafka acknowledged (or
+    /// committed) every message of the chunk.
+    async fn read_chunk(
+        &mut self,
+        conn: &mut Option<Conn>,
+        builders: &mut HashMap<usize, BatchBuilder>,
+        t: usize,
+        c: usize,
+    ) -> Result<u64> {
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                let mut new = source::connect(&self.project.source).await?;
+                snapshot::prepare_session(&mut new, self.project.source.kind).await?;
+                conn.insert(new)
+            }
+        };
+        let batch_rows = self.project.project.batch_rows;
+        let table = &self.tables[t];
+        let route = match self.routes.entry(t) {
+            std::collections::hash_map::Entry::Occupied(route) => route.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Route::new(
+                table,
+                &self.project,
+                &self.topics,
+                &self.metrics,
+            )?),
+        };
+        let builder = builders
+            .entry(t)
+            .or_insert_with(|| BatchBuilder::new(Arc::clone(&table.schema), batch_rows));
+        self.writer.begin()?;
+        let acks = Acks::new();
+        let mut rows = ChunkRows {
+            table,
+            builder,
+            batch_rows,
+            route,
+            writer: &mut self.writer,
+            acks: &acks,
+            stop: &self.stop,
+        };
+        let read = snapshot::read_chunk(conn, table, &self.ranges[t][c], &mut rows).await;
+        let rows = match read {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.writer.abort();
+                // Rows of this attempt not yet sent must not go out with the next one.
+                builder.clear();
+                return Err(e);
+            }
+        };
+        let qualified = table.qualified();
+        self.writer
+            .commit(&[crate::checkpoint::Progress::Chunk {
+                table: qualified.clone(),
+                chunk: c,
+                rows,
+            }])
+            .await?;
+        acks.settled().await.map_err(|e| {
+            Error::Sink(format!(
+                "full sync of {qualified}: {e}; the chunk is not checkpointed and is read \
+                 again on the next run"
+            ))
+        })?;
+        Ok(rows)
     }
 }
 

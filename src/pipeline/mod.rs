@@ -31,6 +31,7 @@ use crate::source;
 
 mod full;
 mod progress;
+mod retry;
 mod stream;
 
 #[derive(Debug, Clone, Default)]

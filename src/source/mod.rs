@@ -43,8 +43,12 @@ pub async fn connect_to(source: &SourceDef, host: &str, port: u16) -> Result<Con
             context: format!("cannot connect to {what}; is the server running and reachable?"),
             source: e,
         }),
-        Err(_) => Err(Error::Config(format!(
-            "cannot connect to {what}: no answer within {} s; check `host` and `port`",
+        // A server that is restarting or overloaded answers late: a fault to retry, like a
+        // refused connection. Before a run has written anything, `cli::load_plan` reports
+        // either as exit 1 (a wrong address looks the same).
+        Err(_) => Err(Error::Transient(format!(
+            "cannot connect to {what}: no answer within {} s; is the server running, and are \
+             `host` and `port` right?",
             CONNECT_TIMEOUT.as_secs()
         ))),
     }

@@ -3,9 +3,11 @@
 //! builds the Arrow batches).
 //!
 //! Chunks are planned once per table and stored in the checkpoint, so a rerun reads the same
-//! ranges and skips the finished ones. Boundaries are found by walking the key index
-//! (`ORDER BY key LIMIT 1 OFFSET chunk_rows - 1`), which works for every key type and for sparse
-//! keys. Each chunk is read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT`; chunks are
+//! ranges and skips the finished ones. Each holds at most `chunk_rows` rows of the table as
+//! planned: a dense integer key is cut every `chunk_rows` values, any other key is walked
+//! (`ORDER BY key LIMIT 1 OFFSET chunk_rows - 1`; see [`plan_chunks`]). A table without a key is
+//! one chunk, one scan that cannot resume midway. Each chunk is read in its own
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT`; chunks are
 //! not consistent with each other, which is why the binlog position is taken before the first
 //! chunk: incremental sync replays everything after it (design.md §4, handoff).
 
@@ -163,12 +165,26 @@ fn table_error(table: &TablePlan, what: &str) -> impl FnOnce(mysql_async::Error)
     }
 }
 
-/// Splits a table into key ranges of about `chunk_rows` rows. A table without a key is one
-/// chunk, read in one scan. Returns the chunks and the source's row estimate.
+/// Splits a table into key ranges of at most `chunk_rows` rows each (as the table is when they
+/// are planned), whatever its keys look like and however wrong the source's row estimate is. A
+/// table without a key is one chunk, read in one scan. Returns the chunks and the source's row
+/// estimate. `stopped` is asked between the steps of an index walk: when it says yes, planning
+/// ends with [`Error::Paused`].
+///
+/// Two ways, chosen per table (docs/full-sync.md has the measurements behind the choice):
+/// - a single integer key whose MIN..MAX span is at most twice the estimate is cut every
+///   `chunk_rows` key values: two index lookups, and no chunk can hold more than `chunk_rows`
+///   rows because the key values are distinct integers. The estimate only picks this way; a
+///   wrong one makes chunks emptier, never larger.
+/// - every other key (sparse or skewed integers, text, composite keys, an estimate of 0) is
+///   walked: `ORDER BY key LIMIT 1 OFFSET chunk_rows - 1` from the last bound finds each bound
+///   on the keys that exist, so every chunk holds exactly `chunk_rows` rows but the last. The walk
+///   reads the whole key index once.
 pub async fn plan_chunks(
     conn: &mut Conn,
     table: &TablePlan,
     chunk_rows: u64,
+    stopped: impl Fn() -> bool,
 ) -> Result<(Vec<KeyRange>, u64)> {
     let estimate: Option<u64> = conn
         .exec_first(
@@ -180,6 +196,7 @@ pub async fn plan_chunks(
         .map_err(table_error(table, "estimating the size"))?
         .flatten();
     let estimate = estimate.unwrap_or(0);
+    let chunk_rows = chunk_rows.max(1);
     let whole = KeyRange {
         lower: None,
         upper: None,
@@ -187,11 +204,14 @@ pub async fn plan_chunks(
     if table.key.is_empty() {
         return Ok((vec![whole], estimate));
     }
-    if let Some(bounds) = integer_bounds(conn, table, estimate, chunk_rows).await? {
+    if let Some(bounds) = dense_integer_bounds(conn, table, estimate, chunk_rows).await? {
         return Ok((chunks_between(bounds), estimate));
     }
     let mut bounds: Vec<Vec<KeyValue>> = Vec::new();
     loop {
+        if stopped() {
+            return Err(Error::Paused);
+        }
         let (filter, params) = match bounds.last() {
             Some(last) => (
                 format!("WHERE {}", key_compare(table, ">")),
@@ -203,7 +223,7 @@ pub async fn plan_chunks(
             "SELECT {keys} FROM {name} {filter} ORDER BY {keys} LIMIT 1 OFFSET {offset}",
             keys = key_list(table),
             name = table_name(table),
-            offset = chunk_rows.max(1) - 1,
+            offset = chunk_rows - 1,
         );
         let row: Option<mysql_async::Row> = conn
             .exec_first(sql, params)
@@ -232,10 +252,10 @@ fn chunks_between(bounds: Vec<Vec<KeyValue>>) -> Vec<KeyRange> {
     chunks
 }
 
-/// A single integer key is split arithmetically between its MIN and MAX (two index lookups)
-/// instead of walking the index; `None` for other keys. Gaps in the key make chunks uneven,
-/// never wrong.
-async fn integer_bounds(
+/// The bounds `MIN + chunk_rows - 1`, `MIN + 2 * chunk_rows - 1`, ... below MAX of a single
+/// integer key that is dense enough for them (MAX - MIN + 1 at most twice the estimate); `None`
+/// when the key must be walked. An empty table has no bounds (one chunk).
+async fn dense_integer_bounds(
     conn: &mut Conn,
     table: &TablePlan,
     estimate: u64,
@@ -245,13 +265,14 @@ async fn integer_bounds(
     let [key] = table.key[..] else {
         return Ok(None);
     };
-    let integer = matches!(
-        table.columns[key].sql_type,
-        TinyInt { .. } | SmallInt { .. } | MediumInt { .. } | Int { .. } | BigInt { .. }
-    );
-    if !integer {
-        return Ok(None);
-    }
+    let unsigned = match table.columns[key].sql_type {
+        TinyInt { unsigned }
+        | SmallInt { unsigned }
+        | MediumInt { unsigned }
+        | Int { unsigned }
+        | BigInt { unsigned } => unsigned,
+        _ => return Ok(None),
+    };
     let column = quote(&table.columns[key].name);
     let range: Option<(Option<i128>, Option<i128>)> = conn
         .query_first(format!(
@@ -269,28 +290,81 @@ async fn integer_bounds(
     let Some((Some(min), Some(max))) = range else {
         return Ok(Some(Vec::new()));
     };
-    let chunks = estimate.div_ceil(chunk_rows.max(1)).max(1) as i128;
-    let step = ((max - min + 1) / chunks).max(1);
-    let unsigned = matches!(
-        table.columns[key].sql_type,
-        TinyInt { unsigned: true }
-            | SmallInt { unsigned: true }
-            | MediumInt { unsigned: true }
-            | Int { unsigned: true }
-            | BigInt { unsigned: true }
-    );
-    let bounds = (1..chunks)
-        .map(|i| min + i * step - 1)
-        .take_while(|bound| *bound < max)
-        .map(|bound| {
-            vec![if unsigned {
-                KeyValue::UInt(bound as u64)
-            } else {
-                KeyValue::Int(bound as i64)
-            }]
-        })
-        .collect();
-    Ok(Some(bounds))
+    let Some(bounds) = integer_cuts(min, max, estimate, chunk_rows) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        bounds
+            .map(|bound| {
+                vec![if unsigned {
+                    KeyValue::UInt(bound as u64)
+                } else {
+                    KeyValue::Int(bound as i64)
+                }]
+            })
+            .collect(),
+    ))
+}
+
+/// The cuts of `min..=max` every `chunk_rows` values, when the span is at most twice the
+/// estimate; `None` otherwise (or for an estimate of 0).
+fn integer_cuts(
+    min: i128,
+    max: i128,
+    estimate: u64,
+    chunk_rows: u64,
+) -> Option<impl Iterator<Item = i128>> {
+    let span = max - min + 1;
+    if estimate == 0 || span > 2 * estimate as i128 {
+        return None;
+    }
+    let step = chunk_rows as i128;
+    Some(
+        (1..)
+            .map(move |i| min + i * step - 1)
+            .take_while(move |bound| *bound < max),
+    )
+}
+
+/// A chunk's key range in SQL terms, for messages: `` `id` > 5000 AND `id` <= 10000 ``.
+pub fn describe_range(table: &TablePlan, range: &KeyRange) -> String {
+    let side = |op: &str, values: &[KeyValue]| {
+        let values: Vec<String> = values.iter().map(key_literal).collect();
+        if values.len() == 1 {
+            format!("{} {op} {}", key_list(table), values[0])
+        } else {
+            format!("({}) {op} ({})", key_list(table), values.join(", "))
+        }
+    };
+    let mut sides = Vec::new();
+    if let Some(lower) = &range.lower {
+        sides.push(side(">", lower));
+    }
+    if let Some(upper) = &range.upper {
+        sides.push(side("<=", upper));
+    }
+    if sides.is_empty() {
+        return "the whole table".to_string();
+    }
+    sides.join(" AND ")
+}
+
+/// A key value as a SQL literal, for messages.
+fn key_literal(value: &KeyValue) -> String {
+    match value {
+        KeyValue::Int(i) => i.to_string(),
+        KeyValue::UInt(u) => u.to_string(),
+        KeyValue::Double(d) => d.to_string(),
+        KeyValue::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b).replace('\'', "''")),
+        KeyValue::DateTime([y, mo, d, h, mi, s, us]) => {
+            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+        }
+        KeyValue::Time(negative, days, h, m, s, us) => format!(
+            "'{}{}:{m:02}:{s:02}.{us:06}'",
+            if *negative { "-" } else { "" },
+            days * 24 + *h as u32
+        ),
+    }
 }
 
 /// What a chunk reader hands its rows to: the batch stage, which builds them into Arrow batches
@@ -369,4 +443,41 @@ pub async fn read_chunk<H: RowHandler + Send>(
         .await
         .map_err(table_error(table, "ending the snapshot"))?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(min: i128, max: i128, estimate: u64, chunk_rows: u64) -> Option<Vec<i128>> {
+        integer_cuts(min, max, estimate, chunk_rows).map(Iterator::collect)
+    }
+
+    #[test]
+    fn a_dense_key_is_cut_every_chunk_rows_values() {
+        assert_eq!(
+            cuts(1, 5000, 5000, 700),
+            Some(vec![700, 1400, 2100, 2800, 3500, 4200, 4900])
+        );
+        assert_eq!(cuts(-10, 10, 21, 5), Some(vec![-6, -1, 4, 9]));
+        // Half the values used (auto_increment_increment = 2) is still dense enough.
+        assert_eq!(cuts(1, 20, 10, 8), Some(vec![8, 16]));
+        // An estimate far too high makes emptier chunks, never larger ones.
+        assert_eq!(cuts(1, 1000, 1_000_000_000, 400), Some(vec![400, 800]));
+        assert_eq!(cuts(7, 7, 1, 100), Some(vec![]));
+        let unsigned = cuts(0, u64::MAX as i128, u64::MAX, u64::MAX / 2).unwrap();
+        assert_eq!(
+            unsigned,
+            vec![u64::MAX as i128 / 2 - 1, u64::MAX as i128 - 2]
+        );
+    }
+
+    #[test]
+    fn sparse_keys_and_missing_estimates_are_walked() {
+        // 49,999 rows with ids 1..49,999 and one at 10^15.
+        assert_eq!(cuts(1, 1_000_000_000_000_000, 50_000, 5000), None);
+        assert_eq!(cuts(1, 50_000, 0, 5000), None);
+        // Fewer than half the values used, by the estimate.
+        assert_eq!(cuts(1, 21, 10, 5), None);
+    }
 }
