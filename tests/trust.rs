@@ -249,3 +249,25 @@ async fn a_schema_history_that_disagrees_with_the_binlog_stops_the_run() {
         );
     }
 }
+
+#[tokio::test]
+async fn run_refuses_a_server_that_logs_statements_before_it_writes_anything() {
+    common::require_kafka();
+    let server = common::PrivateMariaDb::start(&["binlog_format=STATEMENT"]).await;
+    let mut conn = server.conn().await;
+    let (db, topic) = common::new_table(&mut conn, "stmt_global", "id INT PRIMARY KEY").await;
+    let project = common::Project::new(
+        "stmt_global",
+        &server.source_options(),
+        "sync = 'schema, full, incremental'",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let run = project.run(&["--until-caught-up"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("binlog_format is STATEMENT")
+            && run.stderr.contains("nothing was written"),
+        "{}",
+        run.stderr
+    );
+}
