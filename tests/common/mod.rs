@@ -5,6 +5,12 @@
 
 #![allow(dead_code)]
 
+mod private_mariadb;
+
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use private_mariadb::PrivateMariaDb;
+
 use std::time::Duration;
 
 use mysql_async::{Conn, Opts};
