@@ -58,15 +58,16 @@ async fn text_in_every_character_set_is_the_same_in_snapshot_and_stream() {
     let mut script = format!("CREATE DATABASE {db}");
     for (charset, _) in SAMPLES {
         script.push_str(&format!(
-            ";\nCREATE TABLE {db}.t_{charset} (id INT PRIMARY KEY, v VARCHAR(64), t TEXT, \
-             c CHAR(20), raw VARBINARY(32)) DEFAULT CHARSET = {charset}"
+            ";\nCREATE TABLE {db}.t_{charset} (id INT PRIMARY KEY, e ENUM('x', 'y'), \
+             v VARCHAR(64), t TEXT, c CHAR(20), raw VARBINARY(32)) DEFAULT CHARSET = {charset}"
         ));
     }
-    // A table mixing sets column by column (the table map's COLUMN_CHARSET form).
+    // A table mixing sets column by column (the table map's COLUMN_CHARSET form); the ENUM
+    // before them is not one of the character columns the table map counts.
     script.push_str(&format!(
-        ";\nCREATE TABLE {db}.t_mixed (id INT PRIMARY KEY, v VARCHAR(64) CHARACTER SET latin1, \
-         t TEXT CHARACTER SET gbk, c CHAR(20) CHARACTER SET cp1251, raw VARBINARY(32)) \
-         DEFAULT CHARSET = utf8mb4"
+        ";\nCREATE TABLE {db}.t_mixed (id INT PRIMARY KEY, e ENUM('x', 'y') CHARACTER SET gbk, \
+         v VARCHAR(64) CHARACTER SET latin1, t TEXT CHARACTER SET gbk, \
+         c CHAR(20) CHARACTER SET cp1251, raw VARBINARY(32)) DEFAULT CHARSET = utf8mb4"
     ));
     common::run_sql(&mut conn, &script).await;
     let samples: Vec<(String, String, String, String)> = SAMPLES
@@ -93,7 +94,8 @@ async fn text_in_every_character_set_is_the_same_in_snapshot_and_stream() {
             .iter()
             .map(|(table, v, t, c)| {
                 format!(
-                    "INSERT INTO {db}.{table} VALUES ({id}, '{v}', '{t}', '{c}', x'636166E920C3A9')"
+                    "INSERT INTO {db}.{table} VALUES ({id}, 'y', '{v}', '{t}', '{c}', \
+                     x'636166E920C3A9')"
                 )
             })
             .collect::<Vec<_>>()
@@ -123,7 +125,7 @@ async fn text_in_every_character_set_is_the_same_in_snapshot_and_stream() {
         let snapshot = find(&records, "ROW", table, 1);
         let stream = find(&records, "INSERT", table, 2);
         let update = find(&records, "UPDATE", table, 1);
-        for column in ["v", "t", "c"] {
+        for column in ["e", "v", "t", "c"] {
             let expected = server_text(&mut conn, &format!("{db}.{table}"), column, 2).await;
             assert_eq!(
                 stream["postStruct"][column], expected,
