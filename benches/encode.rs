@@ -22,6 +22,7 @@ fn column(name: &str, column_type: &str, nullable: bool) -> ColumnDef {
         column_type: column_type.to_string(),
         sql_type: SqlType::parse(column_type),
         nullable,
+        charset: None,
     }
 }
 

@@ -215,6 +215,7 @@ fn columns() -> Vec<ColumnDef> {
         column_type: column_type.to_string(),
         sql_type: SqlType::parse(column_type),
         nullable: true,
+        charset: None,
     })
     .collect()
 }

@@ -19,6 +19,7 @@ fn column(name: &str, column_type: &str) -> ColumnDef {
         column_type: column_type.into(),
         sql_type: SqlType::parse(column_type),
         nullable: true,
+        charset: None,
     }
 }
 

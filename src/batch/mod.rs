@@ -22,8 +22,9 @@ use mysql_async::Value;
 
 use crate::error::{Error, Result as TribResult};
 use crate::plan::SqlType;
+use crate::plan::charset::ColumnText;
 use crate::plan::types::{DateTimeValue, DateValue};
-use crate::source::binlog::{Op, RowChange, normalize_row};
+use crate::source::binlog::{Op, RowChange, decode_text, normalize_row};
 
 /// A batch is cut early when its values pass this size: Arrow's 32-bit offsets cap one column at
 /// 2 GiB, and memory stays bounded however wide the rows are.
@@ -59,16 +60,20 @@ impl ChangeBatch {
     }
 
     /// Row changes of one table and kind from the binlog, their images taken (not copied) and
-    /// normalized to what a snapshot reads for the same columns.
+    /// normalized to what a snapshot reads for the same columns, text decoded from each
+    /// column's character set (`text`, one per column).
     pub fn from_binlog(
         schema: &SchemaRef,
         types: &[SqlType],
+        text: &[ColumnText],
         changes: &mut [RowChange],
         table: &str,
         position: &str,
     ) -> TribResult<ChangeBatch> {
         let op = changes.first().map_or(Op::Insert, |c| c.op);
         let rows = changes.len();
+        // UTF-8 tables (the usual case) skip the step entirely.
+        let decode = text.iter().any(|t| *t != ColumnText::Keep);
         let mut image =
             |take: fn(&mut RowChange) -> Option<Vec<Value>>| -> TribResult<Option<RecordBatch>> {
                 let mut builder: Option<BatchBuilder> = None;
@@ -77,6 +82,14 @@ impl ChangeBatch {
                         return Ok(None);
                     };
                     normalize_row(&mut values, types);
+                    if decode {
+                        decode_text(&mut values, text).map_err(|(i, e)| {
+                            Error::Definite(format!(
+                                "table {table}, column `{}`: {e}; at {position}",
+                                schema.fields().get(i).map_or("?", |f| f.name().as_str())
+                            ))
+                        })?;
+                    }
                     builder
                         .get_or_insert_with(|| BatchBuilder::new(Arc::clone(schema), rows))
                         .push_row(&values)
@@ -220,12 +233,18 @@ impl Column {
                 b.append_value(parse_decimal256(text, *scale).ok_or_else(wrong)?);
                 Ok(32)
             }
+            // Text arrives as UTF-8 (a snapshot's connection is utf8mb4; the stream decodes
+            // other character sets first): anything else is an error, never U+FFFD.
             Column::Utf8(b) => match value {
                 Value::Bytes(bytes) => {
-                    match std::str::from_utf8(bytes) {
-                        Ok(text) => b.append_value(text),
-                        Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
-                    }
+                    let text = std::str::from_utf8(bytes).map_err(|e| {
+                        format!(
+                            "a text value is not valid UTF-8 from byte {} on; it was not \
+                             decoded from its character set",
+                            e.valid_up_to()
+                        )
+                    })?;
+                    b.append_value(text);
                     Ok(bytes.len())
                 }
                 Value::Int(i) => {

@@ -24,6 +24,7 @@ use crate::checkpoint::{self, Checkpointer, Progress};
 use crate::encode::HEARTBEAT_EVERY;
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Metrics;
+use crate::plan::charset::{BinlogCharsets, ColumnText};
 use crate::plan::{self, Plan, SqlType};
 use crate::position::BinlogPosition;
 use crate::project::{ProjectFile, StartPoint};
@@ -58,6 +59,32 @@ pub(super) struct Outcome {
 struct StreamTable {
     route: Route,
     types: Vec<SqlType>,
+    /// How each column's text is decoded, by the schema history's character sets.
+    text: Arc<[ColumnText]>,
+    /// The same by the character sets of the last table map that named them (they win).
+    binlog_text: Option<(BinlogCharsets, Arc<[ColumnText]>)>,
+}
+
+impl StreamTable {
+    /// How to decode text of rows whose table map named `charsets` (or did not): worked out
+    /// once per table map.
+    fn text(&mut self, charsets: Option<&BinlogCharsets>) -> Arc<[ColumnText]> {
+        let Some(charsets) = charsets else {
+            return Arc::clone(&self.text);
+        };
+        match &self.binlog_text {
+            Some((seen, text)) if Arc::ptr_eq(seen, charsets) || seen == charsets => {
+                Arc::clone(text)
+            }
+            _ => {
+                let plan = &self.route.plan;
+                let text: Arc<[ColumnText]> =
+                    ColumnText::resolve(&plan.columns, &plan.schema, Some(charsets)).into();
+                self.binlog_text = Some((Arc::clone(charsets), Arc::clone(&text)));
+                text
+            }
+        }
+    }
 }
 
 pub(super) struct Stream<'a> {
@@ -384,6 +411,8 @@ impl<'a> Stream<'a> {
                 StreamTable {
                     route: Route::new(table, &plan.project, &self.topics, &self.metrics)?,
                     types: table.columns.iter().map(|c| c.sql_type.clone()).collect(),
+                    text: ColumnText::resolve(&table.columns, &table.schema, None).into(),
+                    binlog_text: None,
                 },
             );
         }
@@ -407,7 +436,10 @@ impl<'a> Stream<'a> {
                 .iter()
                 .take(limit)
                 .position(|c| {
-                    c.op != first.op || c.table != first.table || c.database != first.database
+                    c.op != first.op
+                        || c.table != first.table
+                        || c.database != first.database
+                        || c.charsets != first.charsets
                 })
                 .map_or((start + limit).min(changes.len()), |n| start + n);
             self.rows(&mut changes[start..end], meta, acks).await?;
@@ -427,6 +459,7 @@ impl<'a> Stream<'a> {
         let Some(table) = self.tables.get_mut(&key) else {
             return Ok(());
         };
+        let text = table.text(changes[0].charsets.as_ref());
         let plan = &table.route.plan;
         let qualified = plan.qualified();
         // The schema history must describe the rows the binlog holds: decoding them with
@@ -448,6 +481,7 @@ impl<'a> Stream<'a> {
         let batch = ChangeBatch::from_binlog(
             &plan.schema,
             &table.types,
+            &text,
             changes,
             &qualified,
             &meta.position,

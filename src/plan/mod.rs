@@ -5,6 +5,7 @@
 //! Planning does no I/O: the source stage loads a [`Catalog`] and hands it in, so the same code
 //! plans against a live server and in tests.
 
+pub mod charset;
 pub mod expr;
 pub mod types;
 
@@ -33,6 +34,8 @@ pub struct TableDef {
     pub primary_key: Vec<String>,
     /// Unique indexes other than the primary key, by index name.
     pub unique_keys: Vec<(String, Vec<String>)>,
+    /// The table's default character set (what a new text column gets); `None` when unknown.
+    pub charset: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,25 @@ pub struct ColumnDef {
     pub column_type: String,
     pub sql_type: SqlType,
     pub nullable: bool,
+    /// The character set of a text column (`CHARACTER_SET_NAME`); `None` for other columns, and
+    /// for text columns of a schema history written before tributary recorded it.
+    pub charset: Option<String>,
+}
+
+impl ColumnDef {
+    /// Whether the column is text: its values are decoded by its character set.
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self.sql_type,
+            SqlType::Char { .. } | SqlType::VarChar { .. } | SqlType::Text
+        )
+    }
+
+    /// The character set of a text column when tributary cannot decode it.
+    pub fn undecodable_charset(&self) -> Option<charset::Unsupported> {
+        let name = self.charset.as_deref().filter(|_| self.is_text())?;
+        charset::Charset::from_name(name).err()
+    }
 }
 
 impl TableDef {
@@ -334,9 +356,12 @@ fn plan_table(
                 &format!("{qualified}.{}", column.name),
             )?;
         }
+        // Text in a character set tributary cannot decode is as unsendable as an unknown type.
+        let undecodable = column.undecodable_charset();
         match column
             .sql_type
             .arrow_field(&column.name, column.nullable, &column.column_type)
+            .filter(|_| undecodable.is_none())
         {
             Some(field) => fields.push(field),
             None if !projection.contains(&i) && !shard.contains(&i) => {
@@ -348,14 +373,22 @@ fn plan_table(
                 ));
             }
             None => {
-                return Err(project.error_at(
-                    sync.tables.pos,
-                    format!(
+                let message = match undecodable {
+                    Some(charset::Unsupported(charset)) => format!(
+                        "column {qualified}.{} is in character set {charset}, which tributary \
+                         cannot decode (it decodes what encoding_rs knows: utf8mb4, latin1, gbk, \
+                         gb18030, big5, cp1251, …; see docs/types.md); convert the column \
+                         (ALTER TABLE … MODIFY … CHARACTER SET utf8mb4) or leave it out with \
+                         COLUMNS (...)",
+                        column.name
+                    ),
+                    None => format!(
                         "column {qualified}.{} has type {}, which tributary cannot sync; leave it \
                          out with COLUMNS (...)",
                         column.name, column.column_type
                     ),
-                ));
+                };
+                return Err(project.error_at(sync.tables.pos, message));
             }
         }
     }

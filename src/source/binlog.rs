@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use mysql_async::binlog::events::{
-    Event, EventData, OptionalMetadataField, RowsEventData, TableMapEvent,
+    Event, EventData, OptionalMetaExtractor, OptionalMetadataField, RowsEventData, TableMapEvent,
 };
 use mysql_async::consts::ColumnType;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
@@ -30,6 +30,7 @@ use mysql_common::binlog::consts::BinlogVersion;
 use super::query_error;
 use crate::error::{Error, Result};
 use crate::plan::SqlType;
+use crate::plan::charset::{BinlogCharsets, ColumnText};
 use crate::position::BinlogPosition;
 use crate::position::gtid::{self, GtidPosition, MariaDbGtidPos, MysqlGtidSet};
 use crate::project::{SourceDef, SourceKind};
@@ -52,6 +53,9 @@ pub struct RowChange {
     pub op: Op,
     pub before: Option<Vec<Value>>,
     pub after: Option<Vec<Value>>,
+    /// The character set of each column as the table-map event names it (with
+    /// `binlog_row_metadata` MINIMAL or FULL); `None` when it does not.
+    pub charsets: Option<BinlogCharsets>,
 }
 
 /// A transaction's rows are handed on once they take about this much memory, before its commit.
@@ -231,6 +235,18 @@ pub struct BinlogReader {
     replay_xa: bool,
     /// Whether that transaction was read.
     replayed: bool,
+    /// The server's collations: id → character set name, for the table-map events' metadata.
+    collations: HashMap<u16, Arc<str>>,
+    /// Each table id's last table-map event, with what it says of the columns and the
+    /// character sets it names, worked out once per table map rather than per row.
+    table_maps: HashMap<
+        u64,
+        (
+            TableMapEvent<'static>,
+            Arc<TableMap>,
+            Option<BinlogCharsets>,
+        ),
+    >,
 }
 
 impl BinlogReader {
@@ -250,6 +266,7 @@ impl BinlogReader {
         .await
         .map_err(query_error("reading binlog_checksum"))?;
         let checksummed = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
+        let collations = collations(source).await?;
         let gtids = start_gtids(source.kind, from)?;
         let mut request = BinlogStreamRequest::new(source.server_id);
         let mut caught_up_at = None;
@@ -304,10 +321,11 @@ impl BinlogReader {
                 "requesting the binlog stream (is the position still on the server?)",
             )
         })?;
-        Ok(
+        let mut reader =
             BinlogReader::new(Events::Live(Box::new(stream)), checksummed, gtids, from)
-                .with_caught_up_at(caught_up_at),
-        )
+                .with_caught_up_at(caught_up_at);
+        reader.collations = collations;
+        Ok(reader)
     }
 
     fn new(
@@ -341,6 +359,8 @@ impl BinlogReader {
             xa: None,
             replay_xa: false,
             replayed: false,
+            collations: HashMap::new(),
+            table_maps: HashMap::new(),
         }
     }
 
@@ -751,7 +771,23 @@ impl BinlogReader {
             xa.synced = true;
             return Ok(());
         }
-        let columns = Arc::new(TableMap::of(tme));
+        let (columns, charsets) = match self.table_maps.get(&rows.table_id()) {
+            Some((seen, columns, charsets)) if seen == tme => {
+                (Arc::clone(columns), charsets.clone())
+            }
+            _ => {
+                let columns = Arc::new(TableMap::of(tme));
+                let charsets = table_map_charsets(tme, &self.collations);
+                if self.table_maps.len() >= 4096 {
+                    self.table_maps.clear();
+                }
+                self.table_maps.insert(
+                    rows.table_id(),
+                    (tme.clone(), Arc::clone(&columns), charsets.clone()),
+                );
+                (columns, charsets)
+            }
+        };
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 Error::Definite(format!(
@@ -780,6 +816,7 @@ impl BinlogReader {
                 op,
                 before: before.map(values).transpose()?,
                 after: after.map(values).transpose()?,
+                charsets: charsets.clone(),
             };
             self.pending_bytes += change.size();
             self.pending.push(change);
@@ -921,6 +958,65 @@ fn kind_of_binlog(column_type: ColumnType) -> Option<ValueKind> {
         MYSQL_TYPE_GEOMETRY => ValueKind::Geometry,
         _ => return None,
     })
+}
+
+/// The server's collations, id → character set name: the table-map events name collations
+/// by number, and the numbers differ between MySQL, MariaDB and OceanBase. Read from the SQL
+/// endpoint (a binlog service may not answer queries).
+async fn collations(source: &SourceDef) -> Result<HashMap<u16, Arc<str>>> {
+    let mut conn = super::connect(source).await?;
+    let rows: Vec<(Option<u64>, Option<String>)> = mysql_async::prelude::Queryable::query(
+        &mut conn,
+        "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS",
+    )
+    .await
+    .map_err(query_error(
+        "reading the source's collations (information_schema.COLLATIONS)",
+    ))?;
+    let _ = conn.disconnect().await;
+    let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let mut collations = HashMap::new();
+    for (id, charset) in rows {
+        if let (Some(id), Some(charset)) = (id.and_then(|id| u16::try_from(id).ok()), charset) {
+            let name = names
+                .entry(charset.to_ascii_lowercase())
+                .or_insert_with_key(|name| Arc::from(name.as_str()))
+                .clone();
+            collations.insert(id, name);
+        }
+    }
+    Ok(collations)
+}
+
+/// The character set of each column as a table-map event's optional metadata names it
+/// (`DEFAULT_CHARSET` or `COLUMN_CHARSET`, which count the character columns only; ENUM and SET
+/// have fields of their own and are decoded from their members' names anyway). `None` when the
+/// event carries no character sets (`binlog_row_metadata = NO_LOG`, older servers).
+fn table_map_charsets(
+    tme: &TableMapEvent<'_>,
+    collations: &HashMap<u16, Arc<str>>,
+) -> Option<BinlogCharsets> {
+    let metadata = OptionalMetaExtractor::new(tme.iter_optional_meta()).ok()?;
+    let mut named = metadata.iter_charset();
+    let mut any = false;
+    let mut charsets = Vec::with_capacity(tme.columns_count() as usize);
+    for i in 0..tme.columns_count() as usize {
+        let character = tme
+            .get_column_type(i)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.is_character_type());
+        let charset = match character.then(|| named.next()).flatten() {
+            Some(Ok(collation)) => {
+                any = true;
+                collations.get(&collation).cloned()
+            }
+            Some(Err(_)) => return None,
+            None => None,
+        };
+        charsets.push(charset);
+    }
+    any.then(|| charsets.into())
 }
 
 impl RowChange {
@@ -1143,6 +1239,60 @@ pub fn normalize_row(values: &mut [Value], types: &[SqlType]) {
             *value = converted;
         }
     }
+}
+
+/// Decodes the text columns of a binlog row to UTF-8 by their character sets (`text`, one per
+/// column, resolved once per table version or table map): the binlog carries text in the
+/// column's own set, where a snapshot reads it converted by the server. Columns that need
+/// nothing (UTF-8 text, numbers, bytes) are not touched, so a UTF-8 table costs no copy. The
+/// error names the column by index.
+pub fn decode_text(
+    values: &mut [Value],
+    text: &[ColumnText],
+) -> std::result::Result<(), (usize, String)> {
+    for (i, (value, text)) in values.iter_mut().zip(text).enumerate() {
+        let Value::Bytes(bytes) = value else {
+            continue;
+        };
+        match text {
+            ColumnText::Keep => {}
+            ColumnText::Decode(decoding) => {
+                if let std::borrow::Cow::Owned(decoded) = decoding
+                    .decode(bytes)
+                    .map_err(|e| (i, format!("{e} (character set {})", decoding.name)))?
+                {
+                    *bytes = decoded.into_bytes();
+                }
+            }
+            ColumnText::Unknown => {
+                if let Err(e) = std::str::from_utf8(bytes) {
+                    return Err((
+                        i,
+                        format!(
+                            "the bytes are not UTF-8 from byte {} on, and the column's character \
+                             set is unknown: the schema history comes from a checkpoint written \
+                             before tributary recorded character sets, and the binlog does not \
+                             name them (binlog_row_metadata = NO_LOG). Run `tributary reset` and \
+                             sync again: a new full sync records them (with binlog_row_metadata = \
+                             MINIMAL or FULL the binlog names them too)",
+                            e.valid_up_to()
+                        ),
+                    ));
+                }
+            }
+            ColumnText::Unsupported(charset) => {
+                return Err((
+                    i,
+                    format!(
+                        "the column is in character set {charset} (as the binlog's table map \
+                         says), which tributary cannot decode; convert the column (ALTER TABLE … \
+                         MODIFY … CHARACTER SET utf8mb4) or leave it out with COLUMNS (...)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `"1714528800.123456"` (epoch seconds, as the binlog carries TIMESTAMP) → the UTC date-time.

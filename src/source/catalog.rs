@@ -1,10 +1,12 @@
-//! Loads a [`Catalog`] — tables, columns, keys — from a live source's `information_schema`.
+//! Loads a [`Catalog`] — tables, columns, keys, character sets — from a live source's
+//! `information_schema`.
 
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 
 use super::query_error;
 use crate::error::Result;
+use crate::plan::charset::Charset;
 use crate::plan::{Catalog, ColumnDef, SqlType, TableDef};
 
 /// Schemas that hold the server's own tables, never synced.
@@ -33,10 +35,20 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
             SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
         ),
     };
-    let columns: Vec<(String, String, String, String, String)> = conn
+    type ColumnRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let columns: Vec<ColumnRow> = conn
         .exec(
             format!(
-                "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE \
+                "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, \
+                   c.CHARACTER_SET_NAME, t.TABLE_COLLATION \
                  FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                    ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
                  WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA {schema_filter} \
@@ -63,7 +75,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         ))?;
 
     let mut catalog = Catalog::default();
-    for (database, table, column, column_type, nullable) in columns {
+    for (database, table, column, column_type, nullable, charset, table_collation) in columns {
         let same_table = catalog
             .tables
             .last()
@@ -75,6 +87,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                 columns: Vec::new(),
                 primary_key: Vec::new(),
                 unique_keys: Vec::new(),
+                charset: table_collation.as_deref().map(Charset::of_collation),
             });
         }
         if let Some(t) = catalog.tables.last_mut() {
@@ -83,6 +96,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                 name: column,
                 column_type,
                 nullable: nullable.eq_ignore_ascii_case("YES"),
+                charset,
             });
         }
     }

@@ -4,16 +4,23 @@
 //! RENAME COLUMN with FIRST/AFTER), table renames and drops are applied here; anything else (CREATE
 //! TABLE ... LIKE / AS SELECT, new keys, a statement that does not parse) makes the caller read the
 //! live catalog.
+//!
+//! Text columns keep their character set: the one the column names (`CHARACTER SET`, or its
+//! `COLLATE`), else the table's default. A CREATE TABLE that names no character set takes its
+//! database's default, which the statement does not say: the caller reads the catalog then. So
+//! does `CONVERT TO CHARACTER SET` (it may change column types too) and any table option change.
 
 use datafusion_sql::sqlparser::ast::{
-    AlterTableOperation, ColumnOption, CreateTable, DataType, Expr, Ident, IndexColumn,
-    MySQLColumnPosition, ObjectName, RenameTableNameKind, Statement, TableConstraint, TableObject,
-    visit_relations,
+    AlterTableOperation, ColumnOption, CreateTable, CreateTableOptions, DataType, Expr, Ident,
+    IndexColumn, MySQLColumnPosition, ObjectName, RenameTableNameKind, SqlOption, Statement,
+    TableConstraint, TableObject, visit_relations,
 };
 use datafusion_sql::sqlparser::dialect::MySqlDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
-use super::history::TableSchema;
+use super::history::{ColumnSchema, TableSchema};
+use crate::plan::SqlType;
+use crate::plan::charset::Charset;
 
 /// The `db.table` names a DDL statement touches; `None` when it does not parse.
 pub fn tables_named(schema: &str, query: &str) -> Option<Vec<String>> {
@@ -152,12 +159,74 @@ fn position(table: &TableSchema, column: &Ident) -> Option<usize> {
     table
         .columns
         .iter()
-        .position(|(name, ..)| name.eq_ignore_ascii_case(&column.value))
+        .position(|c| c.name.eq_ignore_ascii_case(&column.value))
+}
+
+/// A column as its definition says, its character set the one it names or else the table's
+/// (`table_charset`); `None` when it is text and neither is known, or when it names `binary`
+/// (which makes it a binary column of another type: only the catalog knows which).
+fn column_schema(
+    name: &Ident,
+    data_type: &DataType,
+    options: &[ColumnOption],
+    table_charset: Option<&str>,
+) -> Option<ColumnSchema> {
+    let column_type = column_type(data_type);
+    let mut column = ColumnSchema::new(name.value.clone(), column_type, nullable(options));
+    let named = options.iter().find_map(|o| match o {
+        ColumnOption::CharacterSet(name) => Some(Charset::of_collation(&name.to_string())),
+        ColumnOption::Collation(name) => Some(Charset::of_collation(&name.to_string())),
+        _ => None,
+    });
+    let is_text = matches!(
+        SqlType::parse(&column.column_type),
+        SqlType::Char { .. }
+            | SqlType::VarChar { .. }
+            | SqlType::Text
+            | SqlType::Enum { .. }
+            | SqlType::Set { .. }
+    );
+    if is_text {
+        let charset = named.or_else(|| table_charset.map(str::to_string))?;
+        if charset == "binary" {
+            return None;
+        }
+        column.charset = Some(charset);
+    }
+    Some(column)
+}
+
+/// The table's character set from CREATE TABLE's options (`[DEFAULT] CHARSET`, `CHARACTER SET`,
+/// `COLLATE`).
+fn table_charset(options: &CreateTableOptions) -> Option<String> {
+    let options = match options {
+        CreateTableOptions::None => return None,
+        CreateTableOptions::With(o)
+        | CreateTableOptions::Options(o)
+        | CreateTableOptions::Plain(o)
+        | CreateTableOptions::TableProperties(o) => o,
+    };
+    options.iter().find_map(|option| match option {
+        SqlOption::KeyValue { key, value } => {
+            let key = key.value.to_ascii_uppercase();
+            let key = key.strip_prefix("DEFAULT ").unwrap_or(&key);
+            let value = match value {
+                Expr::Identifier(ident) => ident.value.clone(),
+                other => other
+                    .to_string()
+                    .trim_matches(|c| c == '\'' || c == '"' || c == '`')
+                    .to_string(),
+            };
+            matches!(key, "CHARSET" | "CHARACTER SET" | "COLLATE")
+                .then(|| Charset::of_collation(&value))
+        }
+        _ => None,
+    })
 }
 
 fn insert_at(
     table: &mut TableSchema,
-    column: (String, String, bool),
+    column: ColumnSchema,
     at: &Option<MySQLColumnPosition>,
 ) -> Applied {
     // A column that is already there means the schema is ahead of this DDL: let the caller
@@ -165,7 +234,7 @@ fn insert_at(
     if table
         .columns
         .iter()
-        .any(|(name, ..)| name.eq_ignore_ascii_case(&column.0))
+        .any(|c| c.name.eq_ignore_ascii_case(&column.name))
     {
         return Applied::No;
     }
@@ -258,12 +327,18 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
     if create.like.is_some() || create.query.is_some() || create.columns.is_empty() {
         return Applied::No;
     }
+    // Without a character set of its own the table takes its database's, which only the
+    // catalog knows.
+    let Some(charset) = table_charset(&create.table_options) else {
+        return Applied::No;
+    };
     let mut new = TableSchema {
         database: database.to_string(),
         name: table.to_string(),
         columns: Vec::new(),
         primary_key: Vec::new(),
         unique_keys: Vec::new(),
+        charset: Some(charset),
     };
     for column in &create.columns {
         let name = column.name.value.clone();
@@ -275,8 +350,15 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
                 _ => {}
             }
         }
-        new.columns
-            .push((name, column_type(&column.data_type), nullable(&options)));
+        let Some(column) = column_schema(
+            &column.name,
+            &column.data_type,
+            &options,
+            new.charset.as_deref(),
+        ) else {
+            return Applied::No;
+        };
+        new.columns.push(column);
     }
     for constraint in &create.constraints {
         match constraint {
@@ -298,9 +380,13 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
         }
     }
     // Primary key columns are NOT NULL whether or not the statement says so.
-    for (name, _, nullable) in &mut new.columns {
-        if new.primary_key.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-            *nullable = false;
+    for column in &mut new.columns {
+        if new
+            .primary_key
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&column.name))
+        {
+            column.nullable = false;
         }
     }
     schemas.push(new);
@@ -349,22 +435,22 @@ fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema
             {
                 return Applied::No;
             }
-            insert_at(
-                table,
-                (
-                    column_def.name.value.clone(),
-                    column_type(&column_def.data_type),
-                    nullable(&options),
-                ),
-                column_position,
-            )
+            let Some(column) = column_schema(
+                &column_def.name,
+                &column_def.data_type,
+                &options,
+                table.charset.as_deref(),
+            ) else {
+                return Applied::No;
+            };
+            insert_at(table, column, column_position)
         }
         AlterTableOperation::DropColumn { column_names, .. } => {
             for column in column_names {
                 let Some(i) = position(table, column) else {
                     return Applied::No;
                 };
-                let name = table.columns.remove(i).0;
+                let name = table.columns.remove(i).name;
                 if table.primary_key.contains(&name)
                     || table
                         .unique_keys
@@ -410,7 +496,7 @@ fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema
             let Some(i) = position(table, old_column_name) else {
                 return Applied::No;
             };
-            let old = std::mem::replace(&mut table.columns[i].0, new_column_name.value.clone());
+            let old = std::mem::replace(&mut table.columns[i].name, new_column_name.value.clone());
             rename_in_keys(table, &old, &new_column_name.value);
             Applied::Yes
         }
@@ -440,9 +526,12 @@ fn change(
     let Some(i) = position(table, old) else {
         return Applied::No;
     };
-    let (old_name, ..) = table.columns.remove(i);
+    // MODIFY and CHANGE define the column anew: without a character set it takes the table's.
+    let Some(column) = column_schema(new, data_type, options, table.charset.as_deref()) else {
+        return Applied::No;
+    };
+    let old_name = table.columns.remove(i).name;
     rename_in_keys(table, &old_name, &new.value);
-    let column = (new.value.clone(), column_type(data_type), nullable(options));
     match at {
         None => {
             table.columns.insert(i, column);
@@ -499,11 +588,15 @@ mod tests {
             database: "shop".into(),
             name: "orders".into(),
             columns: vec![
-                ("id".into(), "bigint".into(), false),
-                ("note".into(), "varchar(32)".into(), true),
+                ColumnSchema::new("id".into(), "bigint".into(), false),
+                ColumnSchema {
+                    charset: Some("utf8mb4".into()),
+                    ..ColumnSchema::new("note".into(), "varchar(32)".into(), true)
+                },
             ],
             primary_key: vec!["id".into()],
             unique_keys: vec![],
+            charset: Some("utf8mb4".into()),
         }]
     }
 
@@ -511,8 +604,93 @@ mod tests {
         schemas[0]
             .columns
             .iter()
-            .map(|(n, t, null)| format!("{n} {t}{}", if *null { "" } else { " not null" }))
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    c.name,
+                    c.column_type,
+                    if c.nullable { "" } else { " not null" }
+                )
+            })
             .collect()
+    }
+
+    fn charsets(table: &TableSchema) -> Vec<String> {
+        table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.charset.as_deref().unwrap_or("-")))
+            .collect()
+    }
+
+    #[test]
+    fn text_columns_keep_their_character_sets_through_ddl() {
+        let mut schemas = orders();
+        let created = apply(
+            &mut schemas,
+            "shop",
+            "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10), b VARCHAR(10) CHARACTER SET gbk,
+               c TEXT COLLATE big5_chinese_ci, e ENUM('x','y')) ENGINE=InnoDB DEFAULT CHARSET=latin1",
+        );
+        assert_eq!(created, Applied::Yes);
+        let t =
+            |schemas: &[TableSchema]| schemas.iter().find(|t| t.name == "t").cloned().expect("t");
+        assert_eq!(t(&schemas).charset.as_deref(), Some("latin1"));
+        assert_eq!(
+            charsets(&t(&schemas)),
+            ["id -", "a latin1", "b gbk", "c big5", "e latin1"]
+        );
+        for step in [
+            "ALTER TABLE t ADD COLUMN d VARCHAR(5)",
+            // MODIFY defines the column anew: without a set it takes the table's.
+            "ALTER TABLE t MODIFY b VARCHAR(20)",
+            "ALTER TABLE t CHANGE c c2 TEXT CHARACTER SET cp1251",
+            "ALTER TABLE t ADD COLUMN n INT",
+        ] {
+            assert_eq!(apply(&mut schemas, "shop", step), Applied::Yes, "{step}");
+        }
+        assert_eq!(
+            charsets(&t(&schemas)),
+            [
+                "id -",
+                "a latin1",
+                "b latin1",
+                "c2 cp1251",
+                "e latin1",
+                "d latin1",
+                "n -"
+            ]
+        );
+        // What the statement does not say, the catalog does.
+        for statement in [
+            "CREATE TABLE u (id INT, v VARCHAR(10))",
+            "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",
+            "ALTER TABLE t DEFAULT CHARSET = gbk",
+            "ALTER TABLE t ADD COLUMN raw VARCHAR(10) CHARACTER SET binary",
+        ] {
+            let mut copy = schemas.clone();
+            assert_eq!(
+                apply(&mut copy, "shop", statement),
+                Applied::No,
+                "{statement}"
+            );
+        }
+        // A history from before character sets were recorded takes new text columns from the
+        // catalog, other columns as they are.
+        let mut old = orders();
+        old[0].charset = None;
+        assert_eq!(
+            apply(
+                &mut old,
+                "shop",
+                "ALTER TABLE orders ADD COLUMN v VARCHAR(3)"
+            ),
+            Applied::No
+        );
+        assert_eq!(
+            apply(&mut old, "shop", "ALTER TABLE orders ADD COLUMN q INT"),
+            Applied::Yes
+        );
     }
 
     #[test]
@@ -559,7 +737,7 @@ mod tests {
             "shop",
             "CREATE TABLE `items` (id BIGINT UNSIGNED NOT NULL, sku VARCHAR(20) NOT NULL,
                price DECIMAL(10,2), note TEXT, code INT UNIQUE,
-               PRIMARY KEY (id), UNIQUE KEY by_sku (sku), UNIQUE (code, sku))",
+               PRIMARY KEY (id), UNIQUE KEY by_sku (sku), UNIQUE (code, sku)) CHARSET utf8mb4",
         );
         assert_eq!(created, Applied::Yes);
         let items = schemas.iter().find(|t| t.name == "items").expect("items");
@@ -567,7 +745,7 @@ mod tests {
         let columns: Vec<(&str, &str, bool)> = items
             .columns
             .iter()
-            .map(|(n, t, null)| (n.as_str(), t.as_str(), *null))
+            .map(|c| (c.name.as_str(), c.column_type.as_str(), c.nullable))
             .collect();
         assert_eq!(
             columns,

@@ -2,17 +2,79 @@
 //! events after its checkpoint with the schemas they were written with, not today's; DDL read
 //! from the binlog moves the history forward (see `ddl`), and the checkpoint stores it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One table's schema in the schema history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSchema {
     pub database: String,
     pub name: String,
-    /// Name, `COLUMN_TYPE`, nullable.
-    pub columns: Vec<(String, String, bool)>,
+    pub columns: Vec<ColumnSchema>,
     pub primary_key: Vec<String>,
     pub unique_keys: Vec<(String, Vec<String>)>,
+    /// The table's default character set, which a text column added without one gets; `None`
+    /// in a checkpoint written before tributary recorded character sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<String>,
+}
+
+/// One column in the schema history. Stored as `[name, COLUMN_TYPE, nullable]`, with the
+/// character set of a text column as a fourth element: a checkpoint written before tributary
+/// recorded character sets loads with them unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSchema {
+    pub name: String,
+    pub column_type: String,
+    pub nullable: bool,
+    pub charset: Option<String>,
+}
+
+impl ColumnSchema {
+    pub fn new(name: String, column_type: String, nullable: bool) -> ColumnSchema {
+        ColumnSchema {
+            name,
+            column_type,
+            nullable,
+            charset: None,
+        }
+    }
+}
+
+/// The stored forms of a [`ColumnSchema`].
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredColumn {
+    WithCharset(String, String, bool, Option<String>),
+    Plain(String, String, bool),
+}
+
+impl Serialize for ColumnSchema {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (name, column_type) = (self.name.clone(), self.column_type.clone());
+        match &self.charset {
+            Some(charset) => {
+                StoredColumn::WithCharset(name, column_type, self.nullable, Some(charset.clone()))
+            }
+            None => StoredColumn::Plain(name, column_type, self.nullable),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnSchema {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ColumnSchema, D::Error> {
+        Ok(match StoredColumn::deserialize(deserializer)? {
+            StoredColumn::WithCharset(name, column_type, nullable, charset) => ColumnSchema {
+                name,
+                column_type,
+                nullable,
+                charset,
+            },
+            StoredColumn::Plain(name, column_type, nullable) => {
+                ColumnSchema::new(name, column_type, nullable)
+            }
+        })
+    }
 }
 
 impl TableSchema {
@@ -26,10 +88,16 @@ impl TableSchema {
                 columns: t
                     .columns
                     .iter()
-                    .map(|c| (c.name.clone(), c.column_type.clone(), c.nullable))
+                    .map(|c| ColumnSchema {
+                        name: c.name.clone(),
+                        column_type: c.column_type.clone(),
+                        nullable: c.nullable,
+                        charset: c.charset.clone(),
+                    })
                     .collect(),
                 primary_key: t.primary_key.clone(),
                 unique_keys: t.unique_keys.clone(),
+                charset: t.charset.clone(),
             })
             .collect()
     }
@@ -44,15 +112,17 @@ impl TableSchema {
                     columns: t
                         .columns
                         .iter()
-                        .map(|(name, column_type, nullable)| crate::plan::ColumnDef {
-                            name: name.clone(),
-                            sql_type: crate::plan::SqlType::parse(column_type),
-                            column_type: column_type.clone(),
-                            nullable: *nullable,
+                        .map(|c| crate::plan::ColumnDef {
+                            name: c.name.clone(),
+                            sql_type: crate::plan::SqlType::parse(&c.column_type),
+                            column_type: c.column_type.clone(),
+                            nullable: c.nullable,
+                            charset: c.charset.clone(),
                         })
                         .collect(),
                     primary_key: t.primary_key.clone(),
                     unique_keys: t.unique_keys.clone(),
+                    charset: t.charset.clone(),
                 })
                 .collect(),
         }
@@ -126,6 +196,27 @@ pub fn after(schemas: &[TableSchema], schema: &str, query: &str) -> Option<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemas_of_old_checkpoints_load_with_unknown_charsets() {
+        let old = r#"{"database":"shop","name":"t","columns":[["id","int(11)",false],
+            ["note","varchar(20)",true]],"primary_key":["id"],"unique_keys":[]}"#;
+        let schema: TableSchema = serde_json::from_str(old).unwrap();
+        assert_eq!(schema.charset, None);
+        assert_eq!(
+            schema.columns[1],
+            ColumnSchema::new("note".into(), "varchar(20)".into(), true)
+        );
+        let mut new = schema.clone();
+        new.charset = Some("latin1".into());
+        new.columns[1].charset = Some("latin1".into());
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(
+            text.contains(r#"["id","int(11)",false],["note","varchar(20)",true,"latin1"]"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<TableSchema>(&text).unwrap(), new);
+    }
 
     #[test]
     fn a_statement_means_what_it_names() {
