@@ -92,3 +92,32 @@ async fn a_second_run_of_a_project_is_refused_and_names_the_first() {
     // Once the first run ended, the project runs again.
     project.catch_up();
 }
+
+#[tokio::test]
+async fn check_reports_a_replica_id_another_run_streams_with() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, topic) =
+        common::new_table(&mut conn, "id_clash", "id INT PRIMARY KEY, v VARCHAR(8)").await;
+    // Both projects name the same replica id.
+    let source = common::mariadb_source("id_clash");
+    let syncs = format!("SYNC TABLE {db}.t TO TOPIC '{topic}';");
+    let options = "sync = 'schema, incremental', topic_partitions = 1";
+    let running = common::Project::new("id_clash_a", &source, options, &syncs);
+    let other = common::Project::new("id_clash_b", &source, options, &syncs);
+    let mut run = running.spawn(&[]);
+    running.wait_until_streaming(&mut run);
+
+    let args = other.args("check", &[]);
+    let check = common::tributary(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    let said = format!("{}{}", check.stdout, check.stderr);
+    assert!(
+        said.contains("is already used by a replica connected from"),
+        "{said}"
+    );
+    pause(run);
+    // Once the other run is gone, the id is free again.
+    let check = common::tributary(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+}

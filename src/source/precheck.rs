@@ -115,6 +115,7 @@ pub async fn check_source(
             ));
         }
         items.extend(check_binlog_settings(conn, &what).await);
+        items.push(check_replica_id(conn, source, &what).await);
         if source.kind == SourceKind::MySql {
             let start_gtid = plan.is_some_and(|p| {
                 matches!(
@@ -151,6 +152,64 @@ pub async fn check_source(
         }
     }
     items
+}
+
+/// Whether another replica connected to the server uses the project's replica id: the server
+/// drops one of two replicas with one id as soon as the other connects, so two projects (or a
+/// project and a real replica) with one id knock each other off the binlog.
+async fn check_replica_id(conn: &mut Conn, source: &SourceDef, what: &str) -> CheckItem {
+    let name = format!("{what}: server_id");
+    let mut replicas: Option<Vec<mysql_async::Row>> = None;
+    for statement in ["SHOW REPLICAS", "SHOW SLAVE HOSTS"] {
+        if let Ok(rows) = conn.query(statement).await {
+            replicas = Some(rows);
+            break;
+        }
+    }
+    let Some(replicas) = replicas else {
+        return CheckItem::pass(
+            name,
+            format!(
+                "server_id {}; the server does not list its replicas, so a clash is not checked",
+                source.server_id
+            ),
+        );
+    };
+    let clash = replicas.iter().find(|row| {
+        row.get_opt::<u32, _>(0)
+            .and_then(|id| id.ok())
+            .is_some_and(|id| id == source.server_id)
+    });
+    match clash {
+        Some(row) => {
+            let host: String = row
+                .get_opt::<String, _>(1)
+                .and_then(|h| h.ok())
+                .unwrap_or_default();
+            let port: String = row
+                .get_opt::<String, _>(2)
+                .and_then(|p| p.ok())
+                .unwrap_or_default();
+            CheckItem::fail(
+                name,
+                format!(
+                    "server_id {} is already used by a replica connected from {host}:{port} \
+                     (another tributary project, a real replica, or this project's own run): \
+                     the server drops one of two replicas with one id as soon as the other \
+                     connects; set server_id in CREATE SOURCE to a number no other replica uses",
+                    source.server_id
+                ),
+            )
+        }
+        None => CheckItem::pass(
+            name,
+            format!(
+                "server_id {} is not used by any of the {} connected replicas",
+                source.server_id,
+                replicas.len()
+            ),
+        ),
+    }
 }
 
 /// How a MySQL stream is positioned: by GTID set with `gtid_mode = ON`, else by file and position
