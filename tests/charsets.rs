@@ -186,7 +186,8 @@ async fn a_column_in_a_character_set_tributary_cannot_decode_is_refused_by_check
 }
 
 /// Without table-map metadata the schema history is the only record of the character sets:
-/// from the catalog at the start, through `ALTER TABLE … ADD COLUMN` while streaming. A
+/// from the catalog at the start, through `ALTER TABLE … ADD COLUMN` and a CREATE TABLE (which
+/// takes its database's set) while streaming. A
 /// checkpoint whose history has none (written before tributary recorded them) stops the run
 /// with a definite error at the first value that is not UTF-8, never U+FFFD.
 #[tokio::test]
@@ -197,7 +198,7 @@ async fn without_table_map_metadata_the_schema_history_decodes_text_through_ddl(
     common::run_sql(
         &mut conn,
         &format!(
-            "CREATE DATABASE {db};
+            "CREATE DATABASE {db} CHARACTER SET latin1;
 CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(40)) DEFAULT CHARSET = latin1;
 CREATE TABLE {db}.g (id INT PRIMARY KEY, v VARCHAR(40)) DEFAULT CHARSET = gbk;
 INSERT INTO {db}.t VALUES (1, 'café');
@@ -220,12 +221,16 @@ INSERT INTO {db}.g VALUES (1, '中文')"
 ALTER TABLE {db}.t ADD COLUMN w VARCHAR(40);
 ALTER TABLE {db}.t ADD COLUMN k TEXT CHARACTER SET cp1251 AFTER v;
 INSERT INTO {db}.t VALUES (3, 'naïve', 'Привет', 'façade');
-INSERT INTO {db}.g VALUES (2, '字符集')"
+INSERT INTO {db}.g VALUES (2, '字符集');
+CREATE TABLE {db}.n (id INT PRIMARY KEY, v VARCHAR(20));
+INSERT INTO {db}.n VALUES (1, 'Ærøskøbing');
+ALTER TABLE {db}.n ADD COLUMN w VARCHAR(20);
+INSERT INTO {db}.n VALUES (2, 'Ålborg', 'Øresund')"
         ),
     )
     .await;
     project.catch_up();
-    let records = records(&topic, 6);
+    let records = records(&topic, 8);
     let by_id = |table: &str, id: i64| find(&records, "INSERT", table, id)["postStruct"].clone();
     let expected: HashMap<&str, String> = [
         (
@@ -247,6 +252,16 @@ INSERT INTO {db}.g VALUES (2, '字符集')"
         assert_eq!(&by_id("t", 3)[*column], text, "{column}");
     }
     assert_eq!(by_id("g", 2)["v"], "字符集");
+    // Created while streaming without a set of its own: the database's latin1, replayed from
+    // the statements (the table as created, then altered), not from today's catalog.
+    assert_eq!(
+        by_id("n", 1),
+        serde_json::json!({"id": 1, "v": "Ærøskøbing"})
+    );
+    assert_eq!(
+        by_id("n", 2),
+        serde_json::json!({"id": 2, "v": "Ålborg", "w": "Øresund"})
+    );
 
     // The same history as an older tributary stored it: no character sets.
     let path = project.checkpoint_path();

@@ -231,6 +231,15 @@ pub(crate) async fn live_catalog(project: &ProjectFile) -> Result<crate::plan::C
     source::catalog::load_catalog(&mut conn, databases.as_deref()).await
 }
 
+/// The default character set of a source database now (what a table created without one has).
+pub(crate) async fn database_charset(
+    project: &ProjectFile,
+    database: &str,
+) -> Result<Option<String>> {
+    let mut conn = source::connect(&project.source).await?;
+    source::catalog::database_charset(&mut conn, database).await
+}
+
 /// Ctrl-C or SIGTERM asks every stage to pause: what was acknowledged is kept.
 async fn pause_on_signal(stop: Arc<watch::Sender<bool>>) {
     let terminate = async {

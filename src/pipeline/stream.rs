@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::live_catalog;
+use super::{database_charset, live_catalog};
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{self, Checkpointer, Progress};
 use crate::encode::HEARTBEAT_EVERY;
@@ -596,7 +596,22 @@ impl<'a> Stream<'a> {
             self.send_ddl(name, query, meta, acks).await?;
         }
         let catalog = match history::after(&self.schemas, schema, query) {
-            Some(schemas) => TableSchema::catalog(&schemas),
+            Some(mut schemas) => {
+                // A table created without a character set has its database's, which the
+                // statement does not carry: the server's, asked once per such table.
+                for table in schemas.iter_mut().filter(|t| {
+                    t.charset.is_none()
+                        && !self
+                            .schemas
+                            .iter()
+                            .any(|s| s.database == t.database && s.name == t.name)
+                }) {
+                    if let Some(charset) = database_charset(&project, &table.database).await? {
+                        table.take_database_charset(&charset);
+                    }
+                }
+                TableSchema::catalog(&schemas)
+            }
             None => live_catalog(&project).await?,
         };
         self.replan(catalog).await?;

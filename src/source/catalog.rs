@@ -134,3 +134,15 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
     }
     Ok(catalog)
 }
+
+/// A database's default character set, which a table created without one takes.
+pub async fn database_charset(conn: &mut Conn, database: &str) -> Result<Option<String>> {
+    conn.exec_first(
+        "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (database,),
+    )
+    .await
+    .map_err(query_error(format!(
+        "reading the default character set of database {database}"
+    )))
+}

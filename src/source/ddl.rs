@@ -7,8 +7,9 @@
 //!
 //! Text columns keep their character set: the one the column names (`CHARACTER SET`, or its
 //! `COLLATE`), else the table's default. A CREATE TABLE that names no character set takes its
-//! database's default, which the statement does not say: the caller reads the catalog then. So
-//! does `CONVERT TO CHARACTER SET` (it may change column types too) and any table option change.
+//! database's default, which the statement does not say: it is applied with the set unknown, for
+//! the caller to fill in. `CONVERT TO CHARACTER SET` (it may change column types too) and table
+//! option changes make the caller read the catalog.
 
 use datafusion_sql::sqlparser::ast::{
     AlterTableOperation, ColumnOption, CreateTable, CreateTableOptions, DataType, Expr, Ident,
@@ -19,7 +20,6 @@ use datafusion_sql::sqlparser::dialect::MySqlDialect;
 use datafusion_sql::sqlparser::parser::Parser;
 
 use super::history::{ColumnSchema, TableSchema};
-use crate::plan::SqlType;
 use crate::plan::charset::Charset;
 
 /// The `db.table` names a DDL statement touches; `None` when it does not parse.
@@ -163,8 +163,8 @@ fn position(table: &TableSchema, column: &Ident) -> Option<usize> {
 }
 
 /// A column as its definition says, its character set the one it names or else the table's
-/// (`table_charset`); `None` when it is text and neither is known, or when it names `binary`
-/// (which makes it a binary column of another type: only the catalog knows which).
+/// (`table_charset`; unknown when that is). `None` when it names `binary`, which makes it a
+/// binary column of another type: only the catalog knows which.
 fn column_schema(
     name: &Ident,
     data_type: &DataType,
@@ -178,22 +178,25 @@ fn column_schema(
         ColumnOption::Collation(name) => Some(Charset::of_collation(&name.to_string())),
         _ => None,
     });
-    let is_text = matches!(
-        SqlType::parse(&column.column_type),
-        SqlType::Char { .. }
-            | SqlType::VarChar { .. }
-            | SqlType::Text
-            | SqlType::Enum { .. }
-            | SqlType::Set { .. }
-    );
-    if is_text {
-        let charset = named.or_else(|| table_charset.map(str::to_string))?;
-        if charset == "binary" {
+    if column.is_text() {
+        column.charset = named.or_else(|| table_charset.map(str::to_string));
+        if column.charset.as_deref() == Some("binary") {
             return None;
         }
-        column.charset = Some(charset);
     }
     Some(column)
+}
+
+/// A column added to or redefined in an existing table: `None` when it is text and its set is
+/// unknown (a history from before character sets were recorded), which the catalog then says.
+fn altered_column(
+    name: &Ident,
+    data_type: &DataType,
+    options: &[ColumnOption],
+    table_charset: Option<&str>,
+) -> Option<ColumnSchema> {
+    column_schema(name, data_type, options, table_charset)
+        .filter(|column| !column.is_text() || column.charset.is_some())
 }
 
 /// The table's character set from CREATE TABLE's options (`[DEFAULT] CHARSET`, `CHARACTER SET`,
@@ -327,18 +330,16 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
     if create.like.is_some() || create.query.is_some() || create.columns.is_empty() {
         return Applied::No;
     }
-    // Without a character set of its own the table takes its database's, which only the
-    // catalog knows.
-    let Some(charset) = table_charset(&create.table_options) else {
-        return Applied::No;
-    };
+    // Without a character set of its own the table takes its database's, which the statement
+    // does not say: the set stays unknown here, for the caller to fill in (see
+    // `TableSchema::take_database_charset`).
     let mut new = TableSchema {
         database: database.to_string(),
         name: table.to_string(),
         columns: Vec::new(),
         primary_key: Vec::new(),
         unique_keys: Vec::new(),
-        charset: Some(charset),
+        charset: table_charset(&create.table_options),
     };
     for column in &create.columns {
         let name = column.name.value.clone();
@@ -435,7 +436,7 @@ fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema
             {
                 return Applied::No;
             }
-            let Some(column) = column_schema(
+            let Some(column) = altered_column(
                 &column_def.name,
                 &column_def.data_type,
                 &options,
@@ -527,7 +528,7 @@ fn change(
         return Applied::No;
     };
     // MODIFY and CHANGE define the column anew: without a character set it takes the table's.
-    let Some(column) = column_schema(new, data_type, options, table.charset.as_deref()) else {
+    let Some(column) = altered_column(new, data_type, options, table.charset.as_deref()) else {
         return Applied::No;
     };
     let old_name = table.columns.remove(i).name;
@@ -661,9 +662,23 @@ mod tests {
                 "n -"
             ]
         );
+        // A table created without a set has its database's, which the caller fills in.
+        assert_eq!(
+            apply(
+                &mut schemas,
+                "shop",
+                "CREATE TABLE u (id INT, v VARCHAR(10), g TEXT CHARACTER SET gbk)"
+            ),
+            Applied::Yes
+        );
+        let mut u = schemas.iter().find(|t| t.name == "u").cloned().expect("u");
+        assert_eq!(u.charset, None);
+        assert_eq!(charsets(&u), ["id -", "v -", "g gbk"]);
+        u.take_database_charset("big5");
+        assert_eq!(u.charset.as_deref(), Some("big5"));
+        assert_eq!(charsets(&u), ["id -", "v big5", "g gbk"]);
         // What the statement does not say, the catalog does.
         for statement in [
-            "CREATE TABLE u (id INT, v VARCHAR(10))",
             "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",
             "ALTER TABLE t DEFAULT CHARSET = gbk",
             "ALTER TABLE t ADD COLUMN raw VARCHAR(10) CHARACTER SET binary",

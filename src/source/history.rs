@@ -38,6 +38,19 @@ impl ColumnSchema {
             charset: None,
         }
     }
+
+    /// Whether the column has a character set (CHAR, VARCHAR, TEXT, ENUM, SET).
+    pub fn is_text(&self) -> bool {
+        use crate::plan::SqlType;
+        matches!(
+            SqlType::parse(&self.column_type),
+            SqlType::Char { .. }
+                | SqlType::VarChar { .. }
+                | SqlType::Text
+                | SqlType::Enum { .. }
+                | SqlType::Set { .. }
+        )
+    }
 }
 
 /// The stored forms of a [`ColumnSchema`].
@@ -100,6 +113,17 @@ impl TableSchema {
                 charset: t.charset.clone(),
             })
             .collect()
+    }
+
+    /// A table created without a character set of its own has its database's default
+    /// (`charset`): the table, and each text column that named none.
+    pub fn take_database_charset(&mut self, charset: &str) {
+        self.charset = Some(charset.to_string());
+        for column in &mut self.columns {
+            if column.charset.is_none() && column.is_text() {
+                column.charset = Some(charset.to_string());
+            }
+        }
     }
 
     pub fn catalog(schemas: &[TableSchema]) -> crate::plan::Catalog {

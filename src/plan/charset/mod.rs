@@ -477,6 +477,28 @@ mod tests {
         assert_eq!(Charset::of_collation("UTF16LE_GENERAL_CI"), "utf16le");
     }
 
+    const SUPPORTED: &[&str] = &[
+        "latin1", "latin2", "latin5", "latin7", "cp1250", "cp1251", "cp1256", "cp1257", "cp866",
+        "koi8r", "koi8u", "greek", "hebrew", "macroman", "tis620", "gbk", "gb2312", "gb18030",
+        "big5", "euckr", "sjis", "cp932", "ujis", "eucjpms", "ucs2", "utf16", "utf16le",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the bytes, a decoder answers with text or an error, never a panic (a code
+        /// cut off at the end of a value included), and text never holds U+FFFD that the bytes
+        /// did not spell.
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            for name in SUPPORTED {
+                let charset = Charset::from_name(name).unwrap();
+                if let Ok(text) = charset.decode(&bytes) {
+                    let spelled = matches!(*name, "gb18030" | "ucs2" | "utf16" | "utf16le");
+                    proptest::prop_assert!(spelled || !text.contains('\u{FFFD}'), "{name}: {bytes:02x?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ascii_text_is_borrowed_not_copied() {
         let latin1 = Charset::from_name("latin1").unwrap();
