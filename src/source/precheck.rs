@@ -186,17 +186,22 @@ async fn check_replica_id(conn: &mut Conn, source: &SourceDef, what: &str) -> Ch
                 .get_opt::<String, _>(1)
                 .and_then(|h| h.ok())
                 .unwrap_or_default();
+            // Replicas that do not report their port list 0.
             let port: String = row
                 .get_opt::<String, _>(2)
                 .and_then(|p| p.ok())
+                .filter(|p| p != "0")
+                .map(|p| format!(":{p}"))
                 .unwrap_or_default();
             CheckItem::fail(
                 name,
                 format!(
-                    "server_id {} is already used by a replica connected from {host}:{port} \
+                    "server_id {} is already used by a replica connected from {host}{port} \
                      (another tributary project, a real replica, or this project's own run): \
                      the server drops one of two replicas with one id as soon as the other \
-                     connects; set server_id in CREATE SOURCE to a number no other replica uses",
+                     connects; set server_id in CREATE SOURCE to a number no other replica uses \
+                     (a replica that just went away is listed until the server next writes to \
+                     its binlog)",
                     source.server_id
                 ),
             )
