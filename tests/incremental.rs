@@ -307,7 +307,8 @@ async fn start_timestamp_skips_what_was_committed_before_it() {
         &mut conn,
         &format!(
             "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY);
-INSERT INTO {db}.t VALUES (1)"
+INSERT INTO {db}.t VALUES (1);
+ALTER TABLE {db}.t ADD COLUMN before_start INT"
         ),
     )
     .await;
@@ -318,13 +319,16 @@ INSERT INTO {db}.t VALUES (1)"
         .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2)"))
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2, 0)"))
         .await
         .unwrap();
     let topic = common::unique("inc_ts");
+    // DDL before start_timestamp moves the schema history but is not sent either.
     let project = mariadb_project(
         "inc_ts",
-        &format!(", sync = 'schema, incremental', start_timestamp = {start}"),
+        &format!(
+            ", sync = 'schema, incremental', incremental = 'dml, ddl', start_timestamp = {start}"
+        ),
         &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
     );
     project.catch_up();
@@ -669,16 +673,29 @@ async fn a_checkpoint_the_server_purged_asks_for_a_new_full_sync() {
 
 #[tokio::test]
 async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
-    let (_db, topic, project, _conn) = streamed_table(
+    let (db, topic, project, mut conn) = streamed_table(
         "inc_heartbeat",
         "id INT PRIMARY KEY",
         ", sync = 'schema, full, incremental', format = 'dataworks_v2'",
     )
     .await;
+    conn.query_drop(format!("CREATE TABLE {db}.busy (id INT PRIMARY KEY)"))
+        .await
+        .unwrap();
     let mut child = project.spawn(&[]);
-    // Idle for longer than the heartbeat interval (5 s) once it streams.
+    // Nothing for the synced table for twice the heartbeat interval (5 s) — while the binlog is
+    // busy with another table, so the reader never waits. (The run may still be starting when
+    // `wait_until_streaming` returns: its checkpoint already streamed.)
     project.wait_until_streaming(&mut child);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let quiet_until = std::time::Instant::now() + Duration::from_secs(12);
+    let mut id = 0;
+    while std::time::Instant::now() < quiet_until {
+        id += 1;
+        conn.query_drop(format!("INSERT INTO {db}.busy VALUES ({id})"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -51,7 +51,8 @@ async fn a_source_restart_while_streaming_is_ridden_out() {
     {
         let _restart = RestartMariaDb;
         common::service("down", "mariadb");
-        std::thread::sleep(Duration::from_secs(1));
+        // Down for 10 s: longer than the first reconnect attempts.
+        std::thread::sleep(Duration::from_secs(10));
     }
     assert!(
         run.try_wait().expect("wait").is_none(),

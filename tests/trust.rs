@@ -271,3 +271,27 @@ async fn run_refuses_a_server_that_logs_statements_before_it_writes_anything() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn a_ddl_the_planner_refuses_while_streaming_stops_with_exit_2_naming_it() {
+    common::require_kafka();
+    let (db, _topic, project, mut conn) = streamed("ddl_refused").await;
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "ALTER TABLE {db}.t ADD COLUMN a VARCHAR(10) CHARACTER SET armscii8;
+INSERT INTO {db}.t VALUES (1, 'x', 'y')"
+        ),
+    )
+    .await;
+    let status = run.wait().expect("wait");
+    // The run was streaming: exit 2, not the "nothing was written" of a project error.
+    let log = project.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("after the DDL") && log.contains("armscii8"),
+        "{log}"
+    );
+}

@@ -197,7 +197,7 @@ impl<'a> Stream<'a> {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut paused = false;
         let mut retries = 0u32;
-        let mut last_heartbeat = Instant::now();
+        let mut heartbeat = Heartbeat::new();
         let mut batch = self.writer.exactly_once().then(KafkaTransaction::default);
         let result = loop {
             let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
@@ -229,18 +229,8 @@ impl<'a> Stream<'a> {
                     if let Err(e) = checkpoint.save().await {
                         break Err(e);
                     }
-                    if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
-                        last_heartbeat = Instant::now();
-                        let sent = match &mut batch {
-                            Some(batch) => match batch.open(&self.writer) {
-                                Ok(()) => self.heartbeat().await,
-                                Err(e) => Err(e),
-                            },
-                            None => self.heartbeat().await,
-                        };
-                        if let Err(e) = sent {
-                            break Err(e);
-                        }
+                    if let Err(e) = self.heartbeat_if_idle(&mut heartbeat, &mut batch).await {
+                        break Err(e);
                     }
                     continue;
                 }
@@ -317,15 +307,16 @@ impl<'a> Stream<'a> {
                 position: origin.position.to_string(),
             };
             let began = origin.timestamp;
+            // Before `start_timestamp` nothing is sent, but DDL still moves the schema history.
+            let sends = skip_before.is_none_or(|t| i64::from(began) >= t);
             match change {
                 Change::Transaction { changes, .. } => {
-                    let skipped = skip_before.is_some_and(|t| i64::from(began) < t);
-                    if !skipped && let Err(e) = self.transaction(changes, &meta, &acks).await {
+                    if sends && let Err(e) = self.transaction(changes, &meta, &acks).await {
                         break Err(e);
                     }
                 }
                 Change::Statement { schema, query, .. } => {
-                    match self.statement(&schema, &query, &meta, &acks).await {
+                    match self.statement(&schema, &query, sends, &meta, &acks).await {
                         Ok(new_schemas) => schemas = new_schemas,
                         Err(e) => break Err(e),
                     }
@@ -341,7 +332,10 @@ impl<'a> Stream<'a> {
                     xa = Some(XaStep::Prepared { xid, at });
                 }
                 Change::XaFinished { xid, commit, .. } => {
-                    if let Err(e) = self.xa_finished(&xid, commit, &end, &meta, &acks).await {
+                    if let Err(e) = self
+                        .xa_finished(&xid, commit && sends, &end, &meta, &acks)
+                        .await
+                    {
                         break Err(e);
                     }
                     xa = Some(XaStep::Finished { xid });
@@ -370,6 +364,10 @@ impl<'a> Stream<'a> {
                 break Err(e);
             }
             if let Err(e) = checkpoint.save_due().await {
+                break Err(e);
+            }
+            // The binlog may be busy with other tables while these topics stay quiet.
+            if let Err(e) = self.heartbeat_if_idle(&mut heartbeat, &mut batch).await {
                 break Err(e);
             }
         };
@@ -561,6 +559,30 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
+    /// HEARTBEAT records once every [`HEARTBEAT_EVERY`] in which nothing was sent — whether the
+    /// binlog was idle or busy with tables the project does not sync.
+    async fn heartbeat_if_idle(
+        &mut self,
+        heartbeat: &mut Heartbeat,
+        batch: &mut Option<KafkaTransaction>,
+    ) -> Result<()> {
+        if heartbeat.since.elapsed() < HEARTBEAT_EVERY {
+            return Ok(());
+        }
+        let idle = self.events == heartbeat.events;
+        *heartbeat = Heartbeat {
+            since: Instant::now(),
+            events: self.events,
+        };
+        if !idle {
+            return Ok(());
+        }
+        if let Some(batch) = batch {
+            batch.open(&self.writer)?;
+        }
+        self.heartbeat().await
+    }
+
     /// HEARTBEAT records to every partition of each topic whose format has one.
     async fn heartbeat(&mut self) -> Result<()> {
         let seconds = checkpoint::unix_now();
@@ -584,6 +606,7 @@ impl<'a> Stream<'a> {
         &mut self,
         schema: &str,
         query: &str,
+        sends: bool,
         meta: &ChangeMeta,
         acks: &Arc<Acks>,
     ) -> Result<Option<Vec<TableSchema>>> {
@@ -592,8 +615,11 @@ impl<'a> Stream<'a> {
         let Some(ddl) = Ddl::of(schema, query, &synced, |d, t| project.syncs_table(d, t)) else {
             return Ok(None);
         };
-        for name in &ddl.synced {
-            self.send_ddl(name, query, meta, acks).await?;
+        let sends = sends && project.project.incremental.ddl;
+        if sends {
+            for name in &ddl.synced {
+                self.send_ddl(name, query, meta, acks).await?;
+            }
         }
         let catalog = match history::after(&self.schemas, schema, query) {
             Some(mut schemas) => {
@@ -614,12 +640,25 @@ impl<'a> Stream<'a> {
             }
             None => live_catalog(&project).await?,
         };
-        self.replan(catalog).await?;
+        // The plan was good when the run started: a DDL that breaks it (a type tributary cannot
+        // send, a table now matched by two SYNCs) is a stop after data was written, not a
+        // project error.
+        self.replan(catalog).await.map_err(|e| match e.kind() {
+            ErrorKind::Config => Error::Definite(format!(
+                "after the DDL at {} (`{}`): {e}; the checkpoint stays before it: change the \
+                 project (or the table) and run again",
+                meta.position,
+                query.trim()
+            )),
+            _ => e,
+        })?;
         // A table created (or renamed) into a SYNC pattern is picked up from here on.
         for name in ddl.named.iter().flatten() {
             if !ddl.synced.contains(name) && self.tables.contains_key(name) {
                 tracing::info!(table = %name, "a new table matches a SYNC pattern");
-                self.send_ddl(name, query, meta, acks).await?;
+                if sends {
+                    self.send_ddl(name, query, meta, acks).await?;
+                }
             }
         }
         Ok(Some(self.schemas.clone()))
@@ -742,6 +781,21 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// When the last HEARTBEAT check was, and the messages sent by then.
+struct Heartbeat {
+    since: Instant,
+    events: u64,
+}
+
+impl Heartbeat {
+    fn new() -> Heartbeat {
+        Heartbeat {
+            since: Instant::now(),
+            events: 0,
+        }
     }
 }
 
