@@ -63,16 +63,7 @@ async fn kill_inside_a_large_transaction(name: &str, options: &str) -> (Vec<u32>
 
     project.catch_up();
     let messages = common::consume_all(&topic, ROWS as usize, Duration::from_secs(180));
-    let ids = messages
-        .iter()
-        .map(|m| {
-            let key = m.key.as_deref().expect("a key");
-            key.trim_matches(|c: char| !c.is_ascii_digit())
-                .parse()
-                .unwrap_or_else(|_| panic!("a numeric key: {key}"))
-        })
-        .collect();
-    (ids, row_events)
+    (common::numeric_keys(&messages), row_events)
 }
 
 /// The ids in the topic are `1..=a` from the first run, then `b..=ROWS` from the rerun: where

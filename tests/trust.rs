@@ -93,19 +93,6 @@ INSERT INTO {db}.t VALUES (1, 'after')"
     assert!(messages[0].payload.contains("\"after\""));
 }
 
-/// The ids in a topic's messages, in order.
-fn ids(messages: &[common::Consumed]) -> Vec<u32> {
-    messages
-        .iter()
-        .map(|m| {
-            let key = m.key.as_deref().expect("a key");
-            key.trim_matches(|c: char| !c.is_ascii_digit())
-                .parse()
-                .unwrap_or_else(|_| panic!("a numeric key: {key}"))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn xa_transactions_send_their_rows_at_the_commit_in_commit_order() {
     common::require_kafka();
@@ -153,7 +140,7 @@ XA COMMIT '{x3}' ONE PHASE"
     project.catch_up();
     let messages = common::consume_all(&topic, 4, Duration::from_secs(30));
     assert_eq!(
-        ids(&messages),
+        common::numeric_keys(&messages),
         [3, 1, 2, 5],
         "commit order; the rollback sends nothing"
     );
@@ -192,7 +179,7 @@ XA PREPARE '{xid}'"
     common::run_sql(&mut conn, &format!("XA COMMIT '{xid}'")).await;
     project.catch_up();
     let messages = common::consume_all(&topic, 2, Duration::from_secs(30));
-    assert_eq!(ids(&messages), [10, 11]);
+    assert_eq!(common::numeric_keys(&messages), [10, 11]);
     let checkpoint: serde_json::Value =
         serde_json::from_slice(&std::fs::read(project.checkpoint_path()).expect("checkpoint"))
             .expect("JSON");
@@ -293,5 +280,56 @@ INSERT INTO {db}.t VALUES (1, 'x', 'y')"
     assert!(
         log.contains("after the DDL") && log.contains("armscii8"),
         "{log}"
+    );
+}
+
+/// OceanBase's default `time_zone` is +08:00: TIMESTAMP (an instant) and DATETIME (a wall-clock
+/// value) must read the same in snapshot and stream whatever the server's zone.
+#[tokio::test]
+async fn timestamps_read_the_same_in_snapshot_and_stream_under_a_non_utc_server_zone() {
+    common::require_kafka();
+    let server = common::PrivateMariaDb::start(&["default_time_zone='+08:00'"]).await;
+    let mut conn = server.conn().await;
+    let (db, topic) = common::new_table(
+        &mut conn,
+        "tz",
+        "id INT PRIMARY KEY, ts TIMESTAMP(3) NULL, dt DATETIME(3) NULL",
+    )
+    .await;
+    let row = "'2024-05-01 10:00:00.123', '2024-05-01 10:00:00.123'";
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (1, {row})"))
+        .await
+        .expect("insert");
+    let project = common::Project::new(
+        "tz",
+        &server.source_options(),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2, {row})"))
+        .await
+        .expect("insert");
+    project.catch_up();
+    let messages = common::consume_all(&topic, 2, Duration::from_secs(30));
+    assert_eq!(messages.len(), 2);
+    let values: Vec<(serde_json::Value, serde_json::Value)> = messages
+        .iter()
+        .map(|m| {
+            let record: serde_json::Value = serde_json::from_str(&m.payload).expect("JSON");
+            let after = &record["postStruct"];
+            (after["ts"].clone(), after["dt"].clone())
+        })
+        .collect();
+    assert_eq!(values[0], values[1], "snapshot and stream agree");
+    // The TIMESTAMP was written at +08:00: the instant is 02:00 UTC (the default format prints
+    // it as epoch seconds); the DATETIME is as written.
+    assert_eq!(
+        values[0],
+        (
+            serde_json::Value::from("1714528800.123"),
+            serde_json::Value::from("2024-05-01 10:00:00.123")
+        ),
+        "{values:?}"
     );
 }

@@ -432,3 +432,16 @@ fn is_heartbeat(payload: &[u8]) -> bool {
     let text = String::from_utf8_lossy(payload);
     text.contains("\"recordType\":\"HEARTBEAT\"") || text.contains("\"op\":\"HEARTBEAT\"")
 }
+
+/// The numeric keys of messages (`{"id":7}`, `7`, …), in order.
+pub fn numeric_keys(messages: &[Consumed]) -> Vec<u32> {
+    messages
+        .iter()
+        .map(|m| {
+            let key = m.key.as_deref().expect("a key");
+            key.trim_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap_or_else(|_| panic!("a numeric key: {key}"))
+        })
+        .collect()
+}
