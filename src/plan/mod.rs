@@ -36,6 +36,9 @@ pub struct TableDef {
     pub unique_keys: Vec<(String, Vec<String>)>,
     /// The table's default character set (what a new text column gets); `None` when unknown.
     pub charset: Option<String>,
+    /// The table's default collation (`TABLE_COLLATION`): row filters give it to text
+    /// literals. `None` when unknown.
+    pub collation: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +51,9 @@ pub struct ColumnDef {
     /// The character set of a text column (`CHARACTER_SET_NAME`); `None` for other columns, and
     /// for text columns of a schema history written before tributary recorded it.
     pub charset: Option<String>,
+    /// The collation of a text column (`COLLATION_NAME`), which row filters compare under;
+    /// `None` for other columns and where unknown.
+    pub collation: Option<String>,
 }
 
 impl ColumnDef {
