@@ -7,6 +7,7 @@
 
 pub mod charset;
 pub mod expr;
+pub mod mysql;
 pub mod types;
 
 use std::fmt::Write as _;
@@ -402,8 +403,17 @@ fn plan_table(
 
     let filter = match &sync.filter {
         Some(filter) => Some(
-            expr::compile_filter(&filter.expr, &filter.text, &schema, &qualified)
-                .map_err(|message| project.error_at(filter.pos, message))?,
+            expr::compile_filter(
+                &filter.expr,
+                &filter.text,
+                &schema,
+                &expr::TableInfo {
+                    name: &qualified,
+                    columns: &table.columns,
+                    collation: table.collation.as_deref(),
+                },
+            )
+            .map_err(|message| project.error_at(filter.pos, message))?,
         ),
         None => None,
     };
