@@ -393,6 +393,56 @@ async fn a_filter_tributary_cannot_evaluate_exactly_is_refused_naming_it() {
     );
 }
 
+/// Tables created while the project streams compare under the collation the server gave them:
+/// the database's default when the statement names no character set, the set's default when
+/// it names one without a collation — neither of which the DDL text says.
+#[tokio::test]
+async fn tables_created_while_streaming_compare_under_their_collations() {
+    let mut conn = common::mariadb().await;
+    let db = common::unique("where_ddl");
+    let topic = common::unique("where_ddl");
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n\
+             CREATE TABLE {db}.base (id INT PRIMARY KEY, name VARCHAR(10))"
+        ),
+    )
+    .await;
+    let project = common::Project::new(
+        "where_ddl",
+        &common::mariadb_source("where_ddl"),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.* TO TOPIC '{topic}' WHERE name = 'alice';"),
+    );
+    project.catch_up();
+    let rows = "(1, 'alice'), (2, 'ALICE'), (3, 'bob')";
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.db_default (id INT PRIMARY KEY, name VARCHAR(10));\n\
+             INSERT INTO {db}.db_default VALUES {rows};\n\
+             CREATE TABLE {db}.set_default (id INT PRIMARY KEY, name VARCHAR(10)) CHARSET utf8mb4;\n\
+             INSERT INTO {db}.set_default VALUES {rows};\n\
+             CREATE TABLE {db}.named (id INT PRIMARY KEY, name VARCHAR(10) COLLATE utf8mb4_general_ci);\n\
+             INSERT INTO {db}.named VALUES {rows}"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let sent = sent_ids(&common::consume_all(&topic, 5, Duration::from_secs(60)));
+    for table in ["db_default", "set_default", "named"] {
+        let want = server_ids(&mut conn, &db, table, "name = 'alice'").await;
+        let got = sent
+            .get(table)
+            .map(|(_, stream)| stream.clone())
+            .unwrap_or_default();
+        assert_eq!(got, want, "{table}");
+    }
+    assert_eq!(sent["db_default"].1, BTreeSet::from([1]));
+    assert_eq!(sent["named"].1, BTreeSet::from([1, 2]));
+}
+
 /// Text a collation cannot weigh exactly (here `'München'` under latin1_swedish_ci, whose table
 /// tributary carries for ASCII only) stops the run, naming it, rather than passing or dropping
 /// the row by guess.
