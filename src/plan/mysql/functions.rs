@@ -41,6 +41,19 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// DataFusion's operator for it.
+    pub fn operator(self) -> datafusion_expr::Operator {
+        use datafusion_expr::Operator;
+        match self {
+            CmpOp::Eq => Operator::Eq,
+            CmpOp::NotEq => Operator::NotEq,
+            CmpOp::Lt => Operator::Lt,
+            CmpOp::LtEq => Operator::LtEq,
+            CmpOp::Gt => Operator::Gt,
+            CmpOp::GtEq => Operator::GtEq,
+        }
+    }
+
     fn holds(self, ordering: std::cmp::Ordering) -> bool {
         use std::cmp::Ordering::*;
         match self {
@@ -506,8 +519,6 @@ fn evaluate(func: &Func, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                     b.data_type()
                 );
             };
-            // q = a / b at `scale` digits: (a · 10^(scale − s1 + s2)) / b, truncated.
-            let shift = i32::from(*scale) - i32::from(*s1) + i32::from(*s2);
             let mut out = Decimal128Builder::with_capacity(rows);
             let (a, b) = (
                 a.as_primitive::<Decimal128Type>(),
@@ -517,21 +528,7 @@ fn evaluate(func: &Func, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                 match (x, y) {
                     (Some(_), Some(0)) | (None, _) | (_, None) => out.append_null(),
                     (Some(x), Some(y)) => {
-                        let (num, den) = if shift >= 0 {
-                            (
-                                i256::from_i128(x).checked_mul(pow10(shift as u32)),
-                                Some(i256::from_i128(y)),
-                            )
-                        } else {
-                            (
-                                Some(i256::from_i128(x)),
-                                i256::from_i128(y).checked_mul(pow10((-shift) as u32)),
-                            )
-                        };
-                        let q = num
-                            .zip(den)
-                            .and_then(|(n, d)| n.checked_div(d))
-                            .and_then(|q| q.to_i128())
+                        let q = quotient(x, *s1, y, *s2, *scale)
                             .filter(|q| q.unsigned_abs() < 10u128.pow(38))
                             .ok_or_else(|| {
                                 fail("a division in the filter is out of DECIMAL's range")
@@ -547,7 +544,6 @@ fn evaluate(func: &Func, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
             let mut out = Int64Builder::with_capacity(rows);
             match (a.data_type(), b.data_type()) {
                 (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) => {
-                    let (s1, s2) = (*s1, *s2);
                     let (a, b) = (
                         a.as_primitive::<Decimal128Type>(),
                         b.as_primitive::<Decimal128Type>(),
@@ -556,12 +552,7 @@ fn evaluate(func: &Func, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                         match (x, y) {
                             (Some(_), Some(0)) | (None, _) | (_, None) => out.append_null(),
                             (Some(x), Some(y)) => {
-                                // x·10^-s1 / (y·10^-s2) = x·10^s2 / (y·10^s1)
-                                let q = i256::from_i128(x)
-                                    .checked_mul(pow10(s2.max(0) as u32))
-                                    .zip(i256::from_i128(y).checked_mul(pow10(s1.max(0) as u32)))
-                                    .and_then(|(n, d)| n.checked_div(d))
-                                    .and_then(|q| q.to_i128())
+                                let q = quotient(x, *s1, y, *s2, 0)
                                     .and_then(|q| i64::try_from(q).ok())
                                     .ok_or_else(|| {
                                         fail("DIV in the filter is out of BIGINT's range")
@@ -910,6 +901,25 @@ fn pow10(exponent: u32) -> i256 {
         .unwrap_or(i256::MAX)
 }
 
+/// `x·10^-sx / (y·10^-sy)` at `scale` decimal digits, truncated toward zero (MySQL's decimal
+/// division and DIV); `None` when it does not fit in 128 bits.
+fn quotient(x: i128, sx: i8, y: i128, sy: i8, scale: i8) -> Option<i128> {
+    // = x · 10^(scale − sx + sy) / y
+    let shift = i32::from(scale) - i32::from(sx) + i32::from(sy);
+    let (num, den) = if shift >= 0 {
+        (
+            i256::from_i128(x).checked_mul(pow10(shift as u32))?,
+            i256::from_i128(y),
+        )
+    } else {
+        (
+            i256::from_i128(x),
+            i256::from_i128(y).checked_mul(pow10((-shift) as u32))?,
+        )
+    };
+    num.checked_div(den)?.to_i128()
+}
+
 /// A decimal from scale `from` to scale `to`, rounding half away from zero.
 fn rescale(value: i128, from: i8, to: i8) -> i128 {
     if to >= from {
@@ -1241,6 +1251,16 @@ mod tests {
         assert_eq!(substr("héllo", 2, Some(2)), "él");
         assert_eq!(take_chars("héllo", 0, 2), "hé");
         assert_eq!(take_chars("hello", 0, 9), "hello");
+    }
+
+    #[test]
+    fn quotients_truncate_at_their_scale() {
+        // 1/3 at nine digits; 2.00/3 at nine; -7 DIV 2; 7.5 DIV 2.
+        assert_eq!(quotient(1, 0, 3, 0, 9), Some(333_333_333));
+        assert_eq!(quotient(200, 2, 3, 0, 9), Some(666_666_666));
+        assert_eq!(quotient(-7, 0, 2, 0, 0), Some(-3));
+        assert_eq!(quotient(75, 1, 2, 0, 0), Some(3));
+        assert_eq!(quotient(10, 0, 25, 1, 4), Some(40_000));
     }
 
     #[test]

@@ -773,30 +773,10 @@ impl<'a> Translator<'a> {
                 .map(|e| Typed::new(e, Ty::Bool))
         };
         match op {
-            B::And => Ok(Typed::new(
-                binary(
-                    self.condition(l, "AND")?,
-                    Operator::And,
-                    self.condition(r, "AND")?,
-                ),
-                Ty::Bool,
-            )),
-            B::Or => Ok(Typed::new(
-                binary(
-                    self.condition(l, "OR")?,
-                    Operator::Or,
-                    self.condition(r, "OR")?,
-                ),
-                Ty::Bool,
-            )),
-            B::Xor => Ok(Typed::new(
-                binary(
-                    self.condition(l, "XOR")?,
-                    Operator::NotEq,
-                    self.condition(r, "XOR")?,
-                ),
-                Ty::Bool,
-            )),
+            B::And => self.logical(l, Operator::And, r, "AND"),
+            B::Or => self.logical(l, Operator::Or, r, "OR"),
+            // NULL when either side is, else whether they differ.
+            B::Xor => self.logical(l, Operator::NotEq, r, "XOR"),
             B::Eq => cmp(CmpOp::Eq),
             B::NotEq => cmp(CmpOp::NotEq),
             B::Lt => cmp(CmpOp::Lt),
@@ -816,6 +796,12 @@ impl<'a> Translator<'a> {
             ),
             other => self.refuse(format!("the operator {other} in `{whole}`")),
         }
+    }
+
+    /// AND, OR, XOR of two conditions (SQL's three-valued logic, as MySQL's).
+    fn logical(&self, l: Typed, op: Operator, r: Typed, name: &str) -> R<Typed> {
+        let (l, r) = (self.condition(l, name)?, self.condition(r, name)?);
+        Ok(Typed::new(binary(l, op, r), Ty::Bool))
     }
 
     fn negate(&self, t: Typed) -> R<Typed> {
@@ -855,17 +841,31 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// Both operands in numeric context; `None` when either is NULL (and so is the result).
+    fn operands(&self, l: Typed, r: Typed, name: &str) -> R<Option<(Typed, Typed)>> {
+        let (l, r) = (self.numeric(l, name)?, self.numeric(r, name)?);
+        Ok((!matches!(l.ty, Ty::Null) && !matches!(r.ty, Ty::Null)).then_some((l, r)))
+    }
+
+    /// An operation on doubles; `null_on_zero`: NULL for a zero right side (`/`, MOD).
+    fn double_op(&self, l: Typed, op: Operator, r: Typed, null_on_zero: bool) -> R<Typed> {
+        let (l, r) = (self.to_double(l)?, self.to_double(r)?);
+        let r = if null_on_zero {
+            self.null_if_zero(r)
+        } else {
+            r
+        };
+        Ok(Typed::new(binary(l, op, r), Ty::Double))
+    }
+
     /// `+`, `-`, `*`: doubles if either side is one; otherwise exact decimals (integers too, so
     /// that nothing wraps where MySQL would stop with "out of range").
     fn arithmetic(&self, op: Operator, l: Typed, r: Typed) -> R<Typed> {
-        let what = format!("`{op}`");
-        let (l, r) = (self.numeric(l, &what)?, self.numeric(r, &what)?);
-        if matches!(l.ty, Ty::Null) || matches!(r.ty, Ty::Null) {
+        let Some((l, r)) = self.operands(l, r, &format!("`{op}`"))? else {
             return Ok(Typed::literal(ScalarValue::Null, Ty::Null));
-        }
-        if matches!(l.ty, Ty::Double) || matches!(r.ty, Ty::Double) {
-            let (l, r) = (self.to_double(l)?, self.to_double(r)?);
-            return Ok(Typed::new(binary(l, op, r), Ty::Double));
+        };
+        if any_double(&l, &r) {
+            return self.double_op(l, op, r, false);
         }
         let ((le, ls), (re, rs)) = (self.to_decimal(l)?, self.to_decimal(r)?);
         let scale = if op == Operator::Multiply {
@@ -879,16 +879,11 @@ impl<'a> Translator<'a> {
     /// `/`: NULL for a zero divisor; a DOUBLE if either side is one, else MySQL's DECIMAL
     /// division (the dividend's scale plus 4, computed to nine digits more).
     fn divide(&self, l: Typed, r: Typed) -> R<Typed> {
-        let (l, r) = (self.numeric(l, "`/`")?, self.numeric(r, "`/`")?);
-        if matches!(l.ty, Ty::Null) || matches!(r.ty, Ty::Null) {
+        let Some((l, r)) = self.operands(l, r, "`/`")? else {
             return Ok(Typed::literal(ScalarValue::Null, Ty::Null));
-        }
-        if matches!(l.ty, Ty::Double) || matches!(r.ty, Ty::Double) {
-            let (l, r) = (self.to_double(l)?, self.to_double(r)?);
-            return Ok(Typed::new(
-                binary(l, Operator::Divide, self.null_if_zero(r)),
-                Ty::Double,
-            ));
+        };
+        if any_double(&l, &r) {
+            return self.double_op(l, Operator::Divide, r, true);
         }
         let ((le, declared), (re, _)) = (self.to_decimal(l)?, self.to_decimal(r)?);
         let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) =
@@ -925,11 +920,10 @@ impl<'a> Translator<'a> {
 
     /// `DIV`: integer division, truncated; NULL for a zero divisor.
     fn int_divide(&self, l: Typed, r: Typed) -> R<Typed> {
-        let (l, r) = (self.numeric(l, "DIV")?, self.numeric(r, "DIV")?);
-        if matches!(l.ty, Ty::Null) || matches!(r.ty, Ty::Null) {
+        let Some((l, r)) = self.operands(l, r, "DIV")? else {
             return Ok(Typed::literal(ScalarValue::Null, Ty::Null));
-        }
-        let (le, re) = if matches!(l.ty, Ty::Double) || matches!(r.ty, Ty::Double) {
+        };
+        let (le, re) = if any_double(&l, &r) {
             (self.to_double(l)?, self.to_double(r)?)
         } else {
             let l = self.round_declared(l)?;
@@ -941,16 +935,11 @@ impl<'a> Translator<'a> {
 
     /// `%` and MOD: the sign of the dividend; NULL for a zero divisor.
     fn modulo(&self, l: Typed, r: Typed) -> R<Typed> {
-        let (l, r) = (self.numeric(l, "MOD")?, self.numeric(r, "MOD")?);
-        if matches!(l.ty, Ty::Null) || matches!(r.ty, Ty::Null) {
+        let Some((l, r)) = self.operands(l, r, "MOD")? else {
             return Ok(Typed::literal(ScalarValue::Null, Ty::Null));
-        }
-        if matches!(l.ty, Ty::Double) || matches!(r.ty, Ty::Double) {
-            let (l, r) = (self.to_double(l)?, self.to_double(r)?);
-            return Ok(Typed::new(
-                binary(l, Operator::Modulo, self.null_if_zero(r)),
-                Ty::Double,
-            ));
+        };
+        if any_double(&l, &r) {
+            return self.double_op(l, Operator::Modulo, r, true);
         }
         if matches!(l.ty, Ty::Int | Ty::Bool) && matches!(r.ty, Ty::Int | Ty::Bool) {
             let (l, r) = (cast(l.expr, DataType::Int64), cast(r.expr, DataType::Int64));
@@ -1004,14 +993,7 @@ impl<'a> Translator<'a> {
     /// A comparison with MySQL's rules: strings under their collation, numbers exactly, a
     /// string and a number as doubles, dates against dates (a string constant read as one).
     fn compare(&self, op: CmpOp, l: Typed, r: Typed, context: &str) -> R<Expr> {
-        let operator = match op {
-            CmpOp::Eq => Operator::Eq,
-            CmpOp::NotEq => Operator::NotEq,
-            CmpOp::Lt => Operator::Lt,
-            CmpOp::LtEq => Operator::LtEq,
-            CmpOp::Gt => Operator::Gt,
-            CmpOp::GtEq => Operator::GtEq,
-        };
+        let operator = op.operator();
         match (&l.ty, &r.ty) {
             (Ty::Opaque(what), _) | (_, Ty::Opaque(what)) => self.refuse(format!(
                 "{context} cannot compare {what}; only IS [NOT] NULL can test it"
@@ -1114,14 +1096,7 @@ impl<'a> Translator<'a> {
             }
         }
         if collation.rule == Rule::Bytes {
-            let operator = match op {
-                CmpOp::Eq => Operator::Eq,
-                CmpOp::NotEq => Operator::NotEq,
-                CmpOp::Lt => Operator::Lt,
-                CmpOp::LtEq => Operator::LtEq,
-                CmpOp::Gt => Operator::Gt,
-                CmpOp::GtEq => Operator::GtEq,
-            };
+            let operator = op.operator();
             return Ok(binary(
                 cast(l.expr, DataType::Binary),
                 operator,
@@ -1977,6 +1952,9 @@ impl<'a> Translator<'a> {
             return self.refuse(format!("{name} cannot use {what}"));
         }
         let all = |f: fn(&Ty) -> bool| typed.iter().all(|t| f(t));
+        // The largest scale or fractional-second precision among the items.
+        let widest =
+            |f: fn(&Ty) -> Option<i16>| typed.iter().filter_map(|t| f(t)).max().unwrap_or(0);
         let target = if typed.is_empty() {
             Ty::Null
         } else if all(|t| matches!(t, Ty::Bool)) {
@@ -1988,15 +1966,11 @@ impl<'a> Translator<'a> {
                 || (typed.iter().any(|t| matches!(t, Ty::UInt))
                     && typed.iter().any(|t| matches!(t, Ty::Int | Ty::Bool)))
             {
-                let scale = typed
-                    .iter()
-                    .map(|t| match t {
-                        Ty::Decimal { scale } => *scale,
-                        _ => 0,
-                    })
-                    .max()
-                    .unwrap_or(0);
-                Ty::Decimal { scale }
+                let scale = widest(|t| match t {
+                    Ty::Decimal { scale } => Some((*scale).into()),
+                    _ => None,
+                });
+                Ty::Decimal { scale: scale as i8 }
             } else if all(|t| matches!(t, Ty::UInt)) {
                 Ty::UInt
             } else {
@@ -2005,25 +1979,17 @@ impl<'a> Translator<'a> {
         } else if all(|t| matches!(t, Ty::Date)) {
             Ty::Date
         } else if all(|t| matches!(t, Ty::Date | Ty::DateTime { .. })) {
-            let fsp = typed
-                .iter()
-                .map(|t| match t {
-                    Ty::DateTime { fsp } => *fsp,
-                    _ => 0,
-                })
-                .max()
-                .unwrap_or(0);
-            Ty::DateTime { fsp }
+            let fsp = widest(|t| match t {
+                Ty::DateTime { fsp } => Some((*fsp).into()),
+                _ => None,
+            });
+            Ty::DateTime { fsp: fsp as u8 }
         } else if all(|t| matches!(t, Ty::Time { .. })) {
-            let fsp = typed
-                .iter()
-                .map(|t| match t {
-                    Ty::Time { fsp } => *fsp,
-                    _ => 0,
-                })
-                .max()
-                .unwrap_or(0);
-            Ty::Time { fsp }
+            let fsp = widest(|t| match t {
+                Ty::Time { fsp } => Some((*fsp).into()),
+                _ => None,
+            });
+            Ty::Time { fsp: fsp as u8 }
         } else if all(|t| matches!(t, Ty::Bytes)) {
             Ty::Bytes
         } else if typed.iter().any(|t| matches!(t, Ty::Text(_)))
@@ -2118,6 +2084,10 @@ fn aggregate(a: &Text, b: &Text) -> Text {
         (Err(_), _) => a.clone(),
         (_, Err(_)) => b.clone(),
     }
+}
+
+fn any_double(l: &Typed, r: &Typed) -> bool {
+    matches!(l.ty, Ty::Double) || matches!(r.ty, Ty::Double)
 }
 
 fn maybe_not(e: Expr, negated: bool) -> Expr {
