@@ -23,6 +23,7 @@ fn column(name: &str, column_type: &str, nullable: bool) -> ColumnDef {
         sql_type: SqlType::parse(column_type),
         nullable,
         charset: None,
+        collation: None,
     }
 }
 

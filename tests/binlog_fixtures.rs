@@ -216,6 +216,7 @@ fn columns() -> Vec<ColumnDef> {
         sql_type: SqlType::parse(column_type),
         nullable: true,
         charset: None,
+        collation: None,
     })
     .collect()
 }

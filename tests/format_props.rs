@@ -20,6 +20,7 @@ fn column(name: &str, column_type: &str) -> ColumnDef {
         sql_type: SqlType::parse(column_type),
         nullable: true,
         charset: None,
+        collation: None,
     }
 }
 

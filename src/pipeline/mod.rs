@@ -231,13 +231,14 @@ pub(crate) async fn live_catalog(project: &ProjectFile) -> Result<crate::plan::C
     source::catalog::load_catalog(&mut conn, databases.as_deref()).await
 }
 
-/// The default character set of a source database now (what a table created without one has).
-pub(crate) async fn database_charset(
+/// The default character set and collation of a source database now (what a table created
+/// without them has).
+pub(crate) async fn database_defaults(
     project: &ProjectFile,
     database: &str,
-) -> Result<Option<String>> {
+) -> Result<Option<(String, String)>> {
     let mut conn = source::connect(&project.source).await?;
-    source::catalog::database_charset(&mut conn, database).await
+    source::catalog::database_defaults(&mut conn, database).await
 }
 
 /// Ctrl-C or SIGTERM asks every stage to pause: what was acknowledged is kept.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::{database_charset, live_catalog};
+use super::{database_defaults, live_catalog};
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{self, Checkpointer, Progress};
 use crate::encode::HEARTBEAT_EVERY;
@@ -632,8 +632,23 @@ impl<'a> Stream<'a> {
                             .iter()
                             .any(|s| s.database == t.database && s.name == t.name)
                 }) {
-                    if let Some(charset) = database_charset(&project, &table.database).await? {
-                        table.take_database_charset(&charset);
+                    if let Some((charset, collation)) =
+                        database_defaults(&project, &table.database).await?
+                    {
+                        table.take_database_defaults(&charset, &collation);
+                    }
+                }
+                // A set named without a collation has the server's default collation for it
+                // (for the Unicode sets, the server's choice, which row filters compare
+                // under): the catalog says which, for the tables this statement names.
+                let named: Vec<String> = ddl.named.iter().flatten().cloned().collect();
+                let is_named = |t: &TableSchema| {
+                    named.contains(&format!("{}.{}", t.database, t.name).to_ascii_lowercase())
+                };
+                if schemas.iter().any(|t| is_named(t) && t.lacks_collations()) {
+                    let live = live_catalog(&project).await?;
+                    for table in schemas.iter_mut().filter(|t| is_named(t)) {
+                        table.take_live_collations(&live);
                     }
                 }
                 TableSchema::catalog(&schemas)

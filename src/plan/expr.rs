@@ -1,29 +1,24 @@
-//! Row filters: the `WHERE` of a `SYNC` statement, type-checked against the table's Arrow schema
-//! and compiled once into a DataFusion physical expression that runs on whole batches.
+//! Row filters: the `WHERE` of a `SYNC` statement, translated with MySQL's meaning
+//! ([`super::mysql`]), type-checked against the table's Arrow schema and compiled once into a
+//! DataFusion physical expression that runs on whole batches.
 //!
 //! Column names resolve case-insensitively, as MySQL's do; an exact match wins. The filter may
 //! use only the table's own columns (OMS's rule), so any other name is an error listing them.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
-use datafusion_common::ScalarValue;
-use datafusion_common::config::ConfigOptions;
-use datafusion_common::tree_node::{Transformed, TreeNode};
-use datafusion_common::{DFSchema, TableReference};
+use datafusion_common::DFSchema;
+use datafusion_common::tree_node::TreeNode;
+use datafusion_expr::ExprSchemable;
 use datafusion_expr::execution_props::ExecutionProps;
-use datafusion_expr::expr::{Between, BinaryExpr, Cast, InList};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion_expr::planner::ContextProvider;
-use datafusion_expr::{
-    AggregateUDF, Expr, ExprSchemable, HigherOrderUDF, Operator, ScalarUDF, TableSource, WindowUDF,
-};
 use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
-use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use datafusion_sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
+
+use super::ColumnDef;
 
 /// A compiled row filter.
 #[derive(Debug, Clone)]
@@ -34,77 +29,14 @@ pub struct CompiledFilter {
     pub expr: Arc<dyn PhysicalExpr>,
 }
 
-/// The scalar functions a filter may call: DataFusion's built-ins for the features we enable.
-struct Functions {
-    scalar: BTreeMap<String, Arc<ScalarUDF>>,
-    options: ConfigOptions,
-}
-
-impl Functions {
-    fn new() -> Self {
-        let mut scalar = BTreeMap::new();
-        for udf in datafusion_functions::all_default_functions() {
-            for alias in udf.aliases() {
-                scalar.insert(alias.to_ascii_lowercase(), Arc::clone(&udf));
-            }
-            scalar.insert(udf.name().to_ascii_lowercase(), udf);
-        }
-        Functions {
-            scalar,
-            options: ConfigOptions::default(),
-        }
-    }
-}
-
-impl ContextProvider for Functions {
-    fn get_table_source(
-        &self,
-        name: TableReference,
-    ) -> datafusion_common::Result<Arc<dyn TableSource>> {
-        datafusion_common::plan_err!(
-            "a row filter may use only the table's own columns, not table `{name}`"
-        )
-    }
-
-    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.scalar.get(&name.to_ascii_lowercase()).cloned()
-    }
-
-    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
-        None
-    }
-
-    fn get_aggregate_meta(&self, _name: &str) -> Option<Arc<AggregateUDF>> {
-        None
-    }
-
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
-    }
-
-    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
-        None
-    }
-
-    fn options(&self) -> &ConfigOptions {
-        &self.options
-    }
-
-    fn udf_names(&self) -> Vec<String> {
-        self.scalar.keys().cloned().collect()
-    }
-
-    fn udaf_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn higher_order_function_names(&self) -> Vec<String> {
-        Vec::new()
-    }
+/// What a filter is compiled against besides the Arrow schema.
+pub struct TableInfo<'a> {
+    /// `db.table`, for messages.
+    pub name: &'a str,
+    /// The table's columns, in the schema's order (types, collations, character sets).
+    pub columns: &'a [ColumnDef],
+    /// The table's default collation.
+    pub collation: Option<&'a str>,
 }
 
 /// Replaces each column name in the filter with the table's spelling of it.
@@ -165,56 +97,44 @@ fn resolve_columns(expr: &mut SqlExpr, schema: &SchemaRef, table: &str) -> Resul
     failure.map_or(Ok(()), Err)
 }
 
-/// Type-checks and compiles a filter against a table's full Arrow schema. `table` names the table
-/// in messages. The error text is what a person needs to fix the filter.
+/// Translates, type-checks and compiles a filter against a table's full Arrow schema. The error
+/// text is what a person needs to fix the filter.
 pub fn compile_filter(
     expr: &SqlExpr,
     text: &str,
     schema: &SchemaRef,
-    table: &str,
+    table: &TableInfo,
 ) -> Result<CompiledFilter, String> {
+    let name = table.name;
     let mut expr = expr.clone();
-    resolve_columns(&mut expr, schema, table)?;
+    resolve_columns(&mut expr, schema, name)?;
     let df_schema = DFSchema::try_from(schema.as_ref().clone())
-        .map_err(|e| format!("cannot describe the columns of {table}: {e}"))?;
-    let functions = Functions::new();
-    let options = ParserOptions {
-        parse_float_as_decimal: true,
-        enable_ident_normalization: false,
-        map_string_types_to_utf8view: false,
-        ..ParserOptions::default()
-    };
-    let planner = SqlToRel::new_with_options(&functions, options);
+        .map_err(|e| format!("cannot describe the columns of {name}: {e}"))?;
+    let logical = super::mysql::translate(
+        &super::mysql::Context {
+            schema: &df_schema,
+            columns: table.columns,
+            table: name,
+            table_collation: table.collation,
+        },
+        &expr,
+    )?;
     let fail = |e: datafusion_common::DataFusionError| {
         let message = e.strip_backtrace();
         let message = message
             .trim_start_matches("Error during planning: ")
             .trim_start_matches("This feature is not implemented: ");
-        // DataFusion's "Did you mean" picks among equally close names in no fixed order.
-        let message = match message.split_once("Did you mean") {
-            Some((head, _)) if head.starts_with("Invalid function") => {
-                format!(
-                    "{} The functions a filter may call are listed in docs/project-language.md.",
-                    head.trim_end()
-                )
-            }
-            _ => message.to_string(),
-        };
         format!(
-            "the WHERE of {table} does not type-check: {}",
+            "the WHERE of {name} does not type-check: {}",
             message.split_whitespace().collect::<Vec<_>>().join(" ")
         )
     };
-    let logical = planner
-        .sql_to_expr(expr, &df_schema, &mut PlannerContext::new())
-        .map_err(fail)?;
-    let logical = type_temporal_literals(logical, &df_schema).map_err(fail)?;
     let mut coercion = TypeCoercionRewriter::new(&df_schema);
     let logical = logical.rewrite(&mut coercion).map_err(fail)?.data;
     let data_type = logical.get_type(&df_schema).map_err(fail)?;
     if data_type != DataType::Boolean {
         return Err(format!(
-            "the WHERE of {table} is a {data_type} expression, not a condition; compare it with \
+            "the WHERE of {name} is a {data_type} expression, not a condition; compare it with \
              something, e.g. `{text} > 0`"
         ));
     }
@@ -231,106 +151,90 @@ pub fn compile_filter(
     })
 }
 
-fn is_comparison(op: Operator) -> bool {
-    use Operator::*;
-    matches!(
-        op,
-        Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom
-    )
-}
-
-/// The temporal type of a column reference, if it is one.
-fn temporal_column_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
-    let Expr::Column(_) = expr else {
-        return None;
-    };
-    let data_type = expr.get_type(schema).ok()?;
-    matches!(
-        data_type,
-        DataType::Date32 | DataType::Timestamp(..) | DataType::Time64(_)
-    )
-    .then_some(data_type)
-}
-
-/// A string literal becomes a literal of the column's own type.
-fn cast_string_literal(expr: Expr, to: &Option<DataType>) -> Expr {
-    match (to, &expr) {
-        (Some(to), Expr::Literal(ScalarValue::Utf8(Some(_)), _)) => {
-            Expr::Cast(Cast::new(Box::new(expr), to.clone()))
-        }
-        _ => expr,
-    }
-}
-
-/// `created_at >= '2024-01-01'` would otherwise be coerced to nanosecond timestamps, which
-/// cannot hold MySQL's year 1000 or our zero-date sentinels; comparing in the column's own type
-/// keeps every stored value comparable.
-fn type_temporal_literals(expr: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
-    expr.transform_up(|e| {
-        Ok(match e {
-            Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
-                let left_type = temporal_column_type(&left, schema);
-                let right_type = temporal_column_type(&right, schema);
-                Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                    left: Box::new(cast_string_literal(*left, &right_type)),
-                    op,
-                    right: Box::new(cast_string_literal(*right, &left_type)),
-                }))
-            }
-            Expr::Between(Between {
-                expr,
-                negated,
-                low,
-                high,
-            }) => {
-                let to = temporal_column_type(&expr, schema);
-                Transformed::yes(Expr::Between(Between {
-                    expr,
-                    negated,
-                    low: Box::new(cast_string_literal(*low, &to)),
-                    high: Box::new(cast_string_literal(*high, &to)),
-                }))
-            }
-            Expr::InList(InList {
-                expr,
-                list,
-                negated,
-            }) => {
-                let to = temporal_column_type(&expr, schema);
-                Transformed::yes(Expr::InList(InList {
-                    expr,
-                    list: list
-                        .into_iter()
-                        .map(|item| cast_string_literal(item, &to))
-                        .collect(),
-                    negated,
-                }))
-            }
-            other => Transformed::no(other),
-        })
-    })
-    .map(|t| t.data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::types::DateTimeValue;
+    use crate::plan::SqlType;
+    use crate::plan::types::{DateTimeValue, DateValue};
+    use crate::project::dialect::FilterDialect;
     use arrow::array::{
-        Array, BooleanArray, Decimal128Array, StringArray, TimestampMicrosecondArray,
+        Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int32Array, StringArray,
+        TimestampMicrosecondArray,
     };
-    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use arrow::datatypes::Schema;
     use arrow::record_batch::RecordBatch;
-    use datafusion_sql::sqlparser::dialect::MySqlDialect;
     use datafusion_sql::sqlparser::parser::Parser;
 
-    fn evaluate(condition: &str, batch: &RecordBatch) -> Result<Vec<Option<bool>>, String> {
-        let expr = Parser::new(&MySqlDialect {})
+    fn column(name: &str, column_type: &str, collation: Option<&str>) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            column_type: column_type.into(),
+            sql_type: SqlType::parse(column_type),
+            nullable: true,
+            charset: collation.map(crate::plan::charset::Charset::of_collation),
+            collation: collation.map(str::to_string),
+        }
+    }
+
+    /// A table: Amount decimal(12,2), status (general_ci), code (bin), created_at datetime(6),
+    /// qty int, born date.
+    fn table() -> (Vec<ColumnDef>, RecordBatch) {
+        let columns = vec![
+            column("Amount", "decimal(12,2)", None),
+            column("status", "varchar(10)", Some("utf8mb4_general_ci")),
+            column("code", "varchar(10)", Some("utf8mb4_bin")),
+            column("created_at", "datetime(6)", None),
+            column("qty", "int(11)", None),
+            column("born", "date", None),
+        ];
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| {
+                    c.sql_type
+                        .arrow_field(&c.name, true, &c.column_type)
+                        .unwrap()
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let zero_date = DateTimeValue::from_parts(0, 0, 0, 0, 0, 0, 0).to_arrow();
+        let year_1000 = DateTimeValue::from_parts(1000, 1, 1, 0, 0, 0, 0).to_arrow();
+        let march = DateTimeValue::from_parts(2024, 3, 1, 12, 0, 0, 5).to_arrow();
+        let day = |y, m, d| DateValue::from_parts(y, m, d).to_arrow();
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(
+                Decimal128Array::from(vec![10_050, 99, 250_000])
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+            ),
+            Arc::new(StringArray::from(vec![Some("Paid"), None, Some("test  ")])),
+            Arc::new(StringArray::from(vec![Some("Paid"), Some("ab"), Some("x")])),
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                march, zero_date, year_1000,
+            ])),
+            Arc::new(Int32Array::from(vec![Some(3), Some(0), None])),
+            Arc::new(Date32Array::from(vec![
+                day(2024, 3, 31),
+                day(0, 0, 0),
+                day(1999, 12, 31),
+            ])),
+        ];
+        (columns, RecordBatch::try_new(schema, arrays).unwrap())
+    }
+
+    fn evaluate(condition: &str) -> Result<Vec<Option<bool>>, String> {
+        let (columns, batch) = table();
+        let expr = Parser::new(&FilterDialect)
             .try_with_sql(condition)
             .and_then(|mut p| p.parse_expr())
             .map_err(|e| e.to_string())?;
-        let filter = compile_filter(&expr, condition, &batch.schema(), "db.t")?;
-        let value = filter.expr.evaluate(batch).map_err(|e| e.to_string())?;
+        let info = TableInfo {
+            name: "db.t",
+            columns: &columns,
+            collation: Some("utf8mb4_general_ci"),
+        };
+        let filter = compile_filter(&expr, condition, &batch.schema(), &info)?;
+        let value = filter.expr.evaluate(&batch).map_err(|e| e.to_string())?;
         let array = value
             .into_array(batch.num_rows())
             .map_err(|e| e.to_string())?;
@@ -344,64 +248,95 @@ mod tests {
             .collect())
     }
 
-    fn batch() -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("Amount", DataType::Decimal128(12, 2), false),
-            Field::new("status", DataType::Utf8, true),
-            Field::new(
-                "created_at",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
-        ]));
-        let zero_date = DateTimeValue::from_parts(0, 0, 0, 0, 0, 0, 0).to_arrow();
-        let year_1000 = DateTimeValue::from_parts(1000, 1, 1, 0, 0, 0, 0).to_arrow();
-        let march = DateTimeValue::from_parts(2024, 3, 1, 12, 0, 0, 5).to_arrow();
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(
-                    Decimal128Array::from(vec![10_050, 99, 250_000])
-                        .with_precision_and_scale(12, 2)
-                        .unwrap(),
-                ),
-                Arc::new(StringArray::from(vec![Some("paid"), None, Some("test")])),
-                Arc::new(TimestampMicrosecondArray::from(vec![
-                    march, zero_date, year_1000,
-                ])),
-            ],
-        )
-        .unwrap()
+    fn rows(condition: &str) -> Vec<Option<bool>> {
+        evaluate(condition).unwrap_or_else(|e| panic!("{condition}: {e}"))
     }
+
+    const T: Option<bool> = Some(true);
+    const F: Option<bool> = Some(false);
+    const N: Option<bool> = None;
 
     #[test]
     fn filters_evaluate_on_whole_batches() {
-        let batch = batch();
+        assert_eq!(rows("amount > 100 AND status <> 'test'"), [T, F, F]);
         assert_eq!(
-            evaluate("amount > 100 AND status <> 'test'", &batch).unwrap(),
-            vec![Some(true), Some(false), Some(false)]
-        );
-        assert_eq!(
-            evaluate("STATUS IS NULL OR amount BETWEEN 0.5 AND 1", &batch).unwrap(),
-            vec![Some(false), Some(true), Some(false)]
+            rows("STATUS IS NULL OR amount BETWEEN 0.5 AND 1"),
+            [F, T, F]
         );
         // Zero dates and year 1000 compare without overflow; the zero date sorts first.
-        assert_eq!(
-            evaluate("created_at >= '2024-01-01 00:00:00'", &batch).unwrap(),
-            vec![Some(true), Some(false), Some(false)]
-        );
-        assert_eq!(
-            evaluate("created_at < '1001-01-01'", &batch).unwrap(),
-            vec![Some(false), Some(true), Some(true)]
-        );
+        assert_eq!(rows("created_at >= '2024-01-01 00:00:00'"), [T, F, F]);
+        assert_eq!(rows("created_at < '1001-01-01'"), [F, T, T]);
     }
 
     #[test]
-    fn filters_that_do_not_type_check_say_why() {
-        let batch = batch();
-        let error = evaluate("nope = 1", &batch).unwrap_err();
+    fn text_compares_under_its_collation() {
+        assert_eq!(rows("status = 'PAID'"), [T, N, F]);
+        assert_eq!(rows("status = 'test'"), [F, N, T]);
+        assert_eq!(rows("code = 'PAID'"), [F, F, F]);
+        assert_eq!(rows("code = 'Paid '"), [T, F, F]);
+        assert_eq!(rows("status IN ('paid', 'x')"), [T, N, F]);
+        assert_eq!(rows("status LIKE 'p%'"), [T, N, F]);
+        assert_eq!(rows("code LIKE 'p%'"), [F, F, F]);
+        assert_eq!(rows("code COLLATE utf8mb4_general_ci = 'PAID'"), [T, F, F]);
+        assert_eq!(rows("BINARY status = 'paid'"), [F, N, F]);
+        assert_eq!(rows("status REGEXP '^pa'"), [T, N, F]);
+        assert_eq!(rows("code REGEXP '^pa'"), [F, F, F]);
+    }
+
+    #[test]
+    fn numbers_and_strings_compare_as_mysql_does() {
+        assert_eq!(rows("code = 0"), [T, T, T]);
+        assert_eq!(rows("qty / 0 IS NULL"), [T, T, T]);
+        assert_eq!(rows("qty / 2 = 1.5"), [T, F, N]);
+        assert_eq!(rows("qty DIV 2 = 1"), [T, F, N]);
+        assert_eq!(rows("MOD(qty, 2) = 1"), [T, F, N]);
+        assert_eq!(rows("qty % 0 IS NULL"), [T, T, T]);
+        assert_eq!(rows("IFNULL(qty, 7) = 7"), [F, F, T]);
+        assert_eq!(rows("COALESCE(NULL, qty, 9) > 2"), [T, F, T]);
+        assert_eq!(rows("IF(qty, 'y', 'n') = 'Y'"), [T, F, F]);
+        assert_eq!(rows("qty"), [T, F, N]);
+        assert_eq!(rows("CAST('12abc' AS SIGNED) = 12"), [T, T, T]);
+        assert_eq!(rows("amount / 3 = 33.50"), [T, F, F]);
+    }
+
+    #[test]
+    fn strings_functions_follow_mysql() {
+        assert_eq!(rows("SUBSTR(status, 2) = 'aid'"), [T, N, F]);
+        assert_eq!(rows("SUBSTRING(status FROM -3 FOR 2) = 'ai'"), [T, N, F]);
+        assert_eq!(rows("LENGTH(status) = 6"), [F, N, T]);
+        assert_eq!(rows("CONCAT(status, qty) = 'paid3'"), [T, N, N]);
+        assert_eq!(rows("LEFT(code, -1) = ''"), [T, T, T]);
+        assert_eq!(rows("TRIM(status) = 'test'"), [F, N, T]);
+    }
+
+    #[test]
+    fn dates_follow_mysql() {
+        assert_eq!(rows("YEAR(born) = 2024"), [T, F, F]);
+        assert_eq!(rows("MONTH(born) = 0"), [F, T, F]);
+        assert_eq!(rows("DATE(created_at) = '2024-03-01'"), [T, F, F]);
+        assert_eq!(
+            rows("DATE_SUB(born, INTERVAL 1 MONTH) = '2024-02-29'"),
+            [T, N, F]
+        );
+        assert_eq!(rows("born + INTERVAL 1 DAY = '2000-01-01'"), [F, N, T]);
+        assert_eq!(rows("born = '2024-03-31 00:00:00'"), [T, F, F]);
+    }
+
+    #[test]
+    fn filters_that_cannot_be_evaluated_exactly_are_refused_by_name() {
+        let error = evaluate("nope = 1").unwrap_err();
         assert!(error.contains("unknown column `nope`"), "{error}");
-        let error = evaluate("amount + 1", &batch).unwrap_err();
-        assert!(error.contains("not a condition"), "{error}");
+        let error = evaluate("created_at").unwrap_err();
+        assert!(error.contains("needs a condition"), "{error}");
+        let error = evaluate("SOUNDEX(status) = 'P300'").unwrap_err();
+        assert!(error.contains("SOUNDEX()"), "{error}");
+        let error = evaluate("created_at > NOW()").unwrap_err();
+        assert!(error.contains("NOW()"), "{error}");
+        let error = evaluate("status REGEXP 'a(?=b)'").unwrap_err();
+        assert!(error.contains("REGEXP"), "{error}");
+        let error = evaluate("status COLLATE utf8mb4_czech_ci = 'x'").unwrap_err();
+        assert!(error.contains("utf8mb4_czech_ci"), "{error}");
+        // A `_bin` collation wins over a `_ci` one of the same set.
+        assert_eq!(rows("status = code"), [T, N, F]);
     }
 }

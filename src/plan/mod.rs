@@ -7,6 +7,7 @@
 
 pub mod charset;
 pub mod expr;
+pub mod mysql;
 pub mod types;
 
 use std::fmt::Write as _;
@@ -36,6 +37,9 @@ pub struct TableDef {
     pub unique_keys: Vec<(String, Vec<String>)>,
     /// The table's default character set (what a new text column gets); `None` when unknown.
     pub charset: Option<String>,
+    /// The table's default collation (`TABLE_COLLATION`): row filters give it to text
+    /// literals. `None` when unknown.
+    pub collation: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,9 @@ pub struct ColumnDef {
     /// The character set of a text column (`CHARACTER_SET_NAME`); `None` for other columns, and
     /// for text columns of a schema history written before tributary recorded it.
     pub charset: Option<String>,
+    /// The collation of a text column (`COLLATION_NAME`), which row filters compare under;
+    /// `None` for other columns and where unknown.
+    pub collation: Option<String>,
 }
 
 impl ColumnDef {
@@ -396,8 +403,17 @@ fn plan_table(
 
     let filter = match &sync.filter {
         Some(filter) => Some(
-            expr::compile_filter(&filter.expr, &filter.text, &schema, &qualified)
-                .map_err(|message| project.error_at(filter.pos, message))?,
+            expr::compile_filter(
+                &filter.expr,
+                &filter.text,
+                &schema,
+                &expr::TableInfo {
+                    name: &qualified,
+                    columns: &table.columns,
+                    collation: table.collation.as_deref(),
+                },
+            )
+            .map_err(|message| project.error_at(filter.pos, message))?,
         ),
         None => None,
     };

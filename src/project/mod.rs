@@ -6,6 +6,7 @@
 //! file, line and column a person has to fix.
 
 pub mod csv_import;
+pub mod dialect;
 mod options;
 mod parse;
 

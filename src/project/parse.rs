@@ -978,7 +978,7 @@ fn parse_filter(c: &mut Cursor, where_pos: Pos) -> Parsed<Filter> {
         .find(|t| !is_trivia(&t.token))
         .map(pos_of)
         .unwrap_or(where_pos);
-    let dialect = MySqlDialect {};
+    let dialect = super::dialect::FilterDialect;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let expr = parser.parse_expr().map_err(|e| parser_error(e, pos))?;
     let next = parser.peek_token();

@@ -43,12 +43,13 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         String,
         Option<String>,
         Option<String>,
+        Option<String>,
     );
     let columns: Vec<ColumnRow> = conn
         .exec(
             format!(
                 "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, \
-                   c.CHARACTER_SET_NAME, t.TABLE_COLLATION \
+                   c.CHARACTER_SET_NAME, t.TABLE_COLLATION, c.COLLATION_NAME \
                  FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                    ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
                  WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA {schema_filter} \
@@ -75,7 +76,9 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         ))?;
 
     let mut catalog = Catalog::default();
-    for (database, table, column, column_type, nullable, charset, table_collation) in columns {
+    for (database, table, column, column_type, nullable, charset, table_collation, collation) in
+        columns
+    {
         let same_table = catalog
             .tables
             .last()
@@ -88,6 +91,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                 primary_key: Vec::new(),
                 unique_keys: Vec::new(),
                 charset: table_collation.as_deref().map(Charset::of_collation),
+                collation: table_collation.clone(),
             });
         }
         if let Some(t) = catalog.tables.last_mut() {
@@ -97,6 +101,7 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                 column_type,
                 nullable: nullable.eq_ignore_ascii_case("YES"),
                 charset,
+                collation,
             });
         }
     }
@@ -135,14 +140,18 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
     Ok(catalog)
 }
 
-/// A database's default character set, which a table created without one takes.
-pub async fn database_charset(conn: &mut Conn, database: &str) -> Result<Option<String>> {
+/// A database's default character set and collation, which a table created without them takes.
+pub async fn database_defaults(
+    conn: &mut Conn,
+    database: &str,
+) -> Result<Option<(String, String)>> {
     conn.exec_first(
-        "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA \
+         WHERE SCHEMA_NAME = ?",
         (database,),
     )
     .await
     .map_err(query_error(format!(
-        "reading the default character set of database {database}"
+        "reading the default character set and collation of database {database}"
     )))
 }

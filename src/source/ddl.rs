@@ -163,26 +163,41 @@ fn position(table: &TableSchema, column: &Ident) -> Option<usize> {
 }
 
 /// A column as its definition says, its character set the one it names or else the table's
-/// (`table_charset`; unknown when that is). `None` when it names `binary`, which makes it a
-/// binary column of another type: only the catalog knows which.
+/// (`table_charset`; unknown when that is), its collation the one it names (`COLLATE`), else
+/// its named set's default where every server agrees on it (all but the Unicode sets), else the
+/// table's (`table_collation`); unknown otherwise, for the caller to fill in. `None` when it
+/// names `binary`, which makes it a binary column of another type: only the catalog knows which.
 fn column_schema(
     name: &Ident,
     data_type: &DataType,
     options: &[ColumnOption],
     table_charset: Option<&str>,
+    table_collation: Option<&str>,
 ) -> Option<ColumnSchema> {
     let column_type = column_type(data_type);
     let mut column = ColumnSchema::new(name.value.clone(), column_type, nullable(options));
-    let named = options.iter().find_map(|o| match o {
-        ColumnOption::CharacterSet(name) => Some(Charset::of_collation(&name.to_string())),
-        ColumnOption::Collation(name) => Some(Charset::of_collation(&name.to_string())),
+    let named_collation = options.iter().find_map(|o| match o {
+        ColumnOption::Collation(name) => Some(name.to_string().to_ascii_lowercase()),
         _ => None,
     });
+    let named_set = options.iter().find_map(|o| match o {
+        ColumnOption::CharacterSet(name) => Some(name.to_string().to_ascii_lowercase()),
+        _ => None,
+    });
+    let named = named_collation
+        .as_deref()
+        .or(named_set.as_deref())
+        .map(Charset::of_collation);
     if column.is_text() {
         column.charset = named.or_else(|| table_charset.map(str::to_string));
         if column.charset.as_deref() == Some("binary") {
             return None;
         }
+        column.collation = match (named_collation, named_set) {
+            (Some(collation), _) => Some(collation),
+            (None, Some(set)) => default_collation(&set).map(str::to_string),
+            (None, None) => table_collation.map(str::to_string),
+        };
     }
     Some(column)
 }
@@ -193,15 +208,52 @@ fn altered_column(
     name: &Ident,
     data_type: &DataType,
     options: &[ColumnOption],
-    table_charset: Option<&str>,
+    table: &TableSchema,
 ) -> Option<ColumnSchema> {
-    column_schema(name, data_type, options, table_charset)
-        .filter(|column| !column.is_text() || column.charset.is_some())
+    column_schema(
+        name,
+        data_type,
+        options,
+        table.charset.as_deref(),
+        table.collation.as_deref(),
+    )
+    .filter(|column| !column.is_text() || column.charset.is_some())
 }
 
-/// The table's character set from CREATE TABLE's options (`[DEFAULT] CHARSET`, `CHARACTER SET`,
-/// `COLLATE`).
-fn table_charset(options: &CreateTableOptions) -> Option<String> {
+/// The default collation of a character set where every MySQL, MariaDB and OceanBase agrees on
+/// it: all but the Unicode sets.
+fn default_collation(charset: &str) -> Option<&'static str> {
+    Some(match charset {
+        "latin1" => "latin1_swedish_ci",
+        "latin2" => "latin2_general_ci",
+        "latin5" => "latin5_turkish_ci",
+        "latin7" => "latin7_general_ci",
+        "ascii" => "ascii_general_ci",
+        "cp1250" => "cp1250_general_ci",
+        "cp1251" => "cp1251_general_ci",
+        "cp1256" => "cp1256_general_ci",
+        "cp1257" => "cp1257_general_ci",
+        "cp866" => "cp866_general_ci",
+        "koi8r" => "koi8r_general_ci",
+        "koi8u" => "koi8u_general_ci",
+        "greek" => "greek_general_ci",
+        "hebrew" => "hebrew_general_ci",
+        "macroman" => "macroman_general_ci",
+        "gbk" => "gbk_chinese_ci",
+        "gb2312" => "gb2312_chinese_ci",
+        "big5" => "big5_chinese_ci",
+        "euckr" => "euckr_korean_ci",
+        "sjis" => "sjis_japanese_ci",
+        "cp932" => "cp932_japanese_ci",
+        "ujis" => "ujis_japanese_ci",
+        "eucjpms" => "eucjpms_japanese_ci",
+        "tis620" => "tis620_thai_ci",
+        _ => return None,
+    })
+}
+
+/// A CREATE TABLE option's value by key (`[DEFAULT] CHARSET`, `COLLATE`, …), lower case.
+fn table_option(options: &CreateTableOptions, keys: &[&str]) -> Option<String> {
     let options = match options {
         CreateTableOptions::None => return None,
         CreateTableOptions::With(o)
@@ -220,10 +272,25 @@ fn table_charset(options: &CreateTableOptions) -> Option<String> {
                     .trim_matches(|c| c == '\'' || c == '"' || c == '`')
                     .to_string(),
             };
-            matches!(key, "CHARSET" | "CHARACTER SET" | "COLLATE")
-                .then(|| Charset::of_collation(&value))
+            keys.contains(&key).then(|| value.to_ascii_lowercase())
         }
         _ => None,
+    })
+}
+
+/// The table's character set from CREATE TABLE's options (`[DEFAULT] CHARSET`, `CHARACTER SET`,
+/// `COLLATE`).
+fn table_charset(options: &CreateTableOptions) -> Option<String> {
+    table_option(options, &["CHARSET", "CHARACTER SET", "COLLATE"])
+        .map(|value| Charset::of_collation(&value))
+}
+
+/// The table's collation: its `COLLATE`, else its character set's default where that is the
+/// same on every server.
+fn table_collation(options: &CreateTableOptions) -> Option<String> {
+    table_option(options, &["COLLATE"]).or_else(|| {
+        let charset = table_option(options, &["CHARSET", "CHARACTER SET"])?;
+        default_collation(&charset).map(str::to_string)
     })
 }
 
@@ -331,8 +398,8 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
         return Applied::No;
     }
     // Without a character set of its own the table takes its database's, which the statement
-    // does not say: the set stays unknown here, for the caller to fill in (see
-    // `TableSchema::take_database_charset`).
+    // does not say: the set (and the collation) stays unknown here, for the caller to fill in
+    // (see `TableSchema::take_database_defaults`).
     let mut new = TableSchema {
         database: database.to_string(),
         name: table.to_string(),
@@ -340,6 +407,7 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
         primary_key: Vec::new(),
         unique_keys: Vec::new(),
         charset: table_charset(&create.table_options),
+        collation: table_collation(&create.table_options),
     };
     for column in &create.columns {
         let name = column.name.value.clone();
@@ -356,6 +424,7 @@ fn create_table(schemas: &mut Vec<TableSchema>, schema: &str, create: &CreateTab
             &column.data_type,
             &options,
             new.charset.as_deref(),
+            new.collation.as_deref(),
         ) else {
             return Applied::No;
         };
@@ -436,12 +505,9 @@ fn alter_column(table: &mut TableSchema, operation: &AlterTableOperation, schema
             {
                 return Applied::No;
             }
-            let Some(column) = altered_column(
-                &column_def.name,
-                &column_def.data_type,
-                &options,
-                table.charset.as_deref(),
-            ) else {
+            let Some(column) =
+                altered_column(&column_def.name, &column_def.data_type, &options, table)
+            else {
                 return Applied::No;
             };
             insert_at(table, column, column_position)
@@ -528,7 +594,7 @@ fn change(
         return Applied::No;
     };
     // MODIFY and CHANGE define the column anew: without a character set it takes the table's.
-    let Some(column) = altered_column(new, data_type, options, table.charset.as_deref()) else {
+    let Some(column) = altered_column(new, data_type, options, table) else {
         return Applied::No;
     };
     let old_name = table.columns.remove(i).name;
@@ -592,12 +658,14 @@ mod tests {
                 ColumnSchema::new("id".into(), "bigint".into(), false),
                 ColumnSchema {
                     charset: Some("utf8mb4".into()),
+                    collation: Some("utf8mb4_general_ci".into()),
                     ..ColumnSchema::new("note".into(), "varchar(32)".into(), true)
                 },
             ],
             primary_key: vec!["id".into()],
             unique_keys: vec![],
             charset: Some("utf8mb4".into()),
+            collation: Some("utf8mb4_general_ci".into()),
         }]
     }
 
@@ -613,6 +681,14 @@ mod tests {
                     if c.nullable { "" } else { " not null" }
                 )
             })
+            .collect()
+    }
+
+    fn collations(table: &TableSchema) -> Vec<String> {
+        table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.collation.as_deref().unwrap_or("-")))
             .collect()
     }
 
@@ -640,6 +716,17 @@ mod tests {
         assert_eq!(
             charsets(&t(&schemas)),
             ["id -", "a latin1", "b gbk", "c big5", "e latin1"]
+        );
+        assert_eq!(t(&schemas).collation.as_deref(), Some("latin1_swedish_ci"));
+        assert_eq!(
+            collations(&t(&schemas)),
+            [
+                "id -",
+                "a latin1_swedish_ci",
+                "b gbk_chinese_ci",
+                "c big5_chinese_ci",
+                "e latin1_swedish_ci"
+            ]
         );
         for step in [
             "ALTER TABLE t ADD COLUMN d VARCHAR(5)",
@@ -674,9 +761,39 @@ mod tests {
         let mut u = schemas.iter().find(|t| t.name == "u").cloned().expect("u");
         assert_eq!(u.charset, None);
         assert_eq!(charsets(&u), ["id -", "v -", "g gbk"]);
-        u.take_database_charset("big5");
+        assert_eq!(collations(&u), ["id -", "v -", "g gbk_chinese_ci"]);
+        u.take_database_defaults("big5", "big5_bin");
         assert_eq!(u.charset.as_deref(), Some("big5"));
+        assert_eq!(u.collation.as_deref(), Some("big5_bin"));
         assert_eq!(charsets(&u), ["id -", "v big5", "g gbk"]);
+        assert_eq!(collations(&u), ["id -", "v big5_bin", "g gbk_chinese_ci"]);
+        // A Unicode set's default collation is the server's choice (utf8mb4_general_ci,
+        // utf8mb4_0900_ai_ci, utf8mb4_uca1400_ai_ci): unknown here, for the caller to fill in.
+        assert_eq!(
+            apply(
+                &mut schemas,
+                "shop",
+                "ALTER TABLE t ADD COLUMN w VARCHAR(3) CHARACTER SET utf8mb4"
+            ),
+            Applied::Yes
+        );
+        assert_eq!(
+            collations(&t(&schemas)).last().map(String::as_str),
+            Some("w -")
+        );
+        assert_eq!(
+            collations(&t(&schemas)),
+            [
+                "id -",
+                "a latin1_swedish_ci",
+                "b latin1_swedish_ci",
+                "c2 cp1251_general_ci",
+                "e latin1_swedish_ci",
+                "d latin1_swedish_ci",
+                "n -",
+                "w -"
+            ]
+        );
         // What the statement does not say, the catalog does.
         for statement in [
             "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",

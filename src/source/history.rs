@@ -16,17 +16,22 @@ pub struct TableSchema {
     /// in a checkpoint written before tributary recorded character sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charset: Option<String>,
+    /// The table's default collation (what row filters give text literals); `None` in a
+    /// checkpoint written before tributary recorded collations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<String>,
 }
 
 /// One column in the schema history. Stored as `[name, COLUMN_TYPE, nullable]`, with the
-/// character set of a text column as a fourth element: a checkpoint written before tributary
-/// recorded character sets loads with them unknown.
+/// character set of a text column as a fourth element and its collation as a fifth: a
+/// checkpoint written before tributary recorded them loads with them unknown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSchema {
     pub name: String,
     pub column_type: String,
     pub nullable: bool,
     pub charset: Option<String>,
+    pub collation: Option<String>,
 }
 
 impl ColumnSchema {
@@ -36,6 +41,7 @@ impl ColumnSchema {
             column_type,
             nullable,
             charset: None,
+            collation: None,
         }
     }
 
@@ -57,6 +63,7 @@ impl ColumnSchema {
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum StoredColumn {
+    WithCollation(String, String, bool, Option<String>, Option<String>),
     WithCharset(String, String, bool, Option<String>),
     Plain(String, String, bool),
 }
@@ -64,11 +71,18 @@ enum StoredColumn {
 impl Serialize for ColumnSchema {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (name, column_type) = (self.name.clone(), self.column_type.clone());
-        match &self.charset {
-            Some(charset) => {
+        match (&self.charset, &self.collation) {
+            (_, Some(collation)) => StoredColumn::WithCollation(
+                name,
+                column_type,
+                self.nullable,
+                self.charset.clone(),
+                Some(collation.clone()),
+            ),
+            (Some(charset), None) => {
                 StoredColumn::WithCharset(name, column_type, self.nullable, Some(charset.clone()))
             }
-            None => StoredColumn::Plain(name, column_type, self.nullable),
+            (None, None) => StoredColumn::Plain(name, column_type, self.nullable),
         }
         .serialize(serializer)
     }
@@ -77,11 +91,21 @@ impl Serialize for ColumnSchema {
 impl<'de> Deserialize<'de> for ColumnSchema {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ColumnSchema, D::Error> {
         Ok(match StoredColumn::deserialize(deserializer)? {
+            StoredColumn::WithCollation(name, column_type, nullable, charset, collation) => {
+                ColumnSchema {
+                    name,
+                    column_type,
+                    nullable,
+                    charset,
+                    collation,
+                }
+            }
             StoredColumn::WithCharset(name, column_type, nullable, charset) => ColumnSchema {
                 name,
                 column_type,
                 nullable,
                 charset,
+                collation: None,
             },
             StoredColumn::Plain(name, column_type, nullable) => {
                 ColumnSchema::new(name, column_type, nullable)
@@ -106,22 +130,64 @@ impl TableSchema {
                         column_type: c.column_type.clone(),
                         nullable: c.nullable,
                         charset: c.charset.clone(),
+                        collation: c.collation.clone(),
                     })
                     .collect(),
                 primary_key: t.primary_key.clone(),
                 unique_keys: t.unique_keys.clone(),
                 charset: t.charset.clone(),
+                collation: t.collation.clone(),
             })
             .collect()
     }
 
-    /// A table created without a character set of its own has its database's default
-    /// (`charset`): the table, and each text column that named none.
-    pub fn take_database_charset(&mut self, charset: &str) {
+    /// A table created without a character set of its own has its database's defaults
+    /// (`charset`, `collation`): the table, and each text column that named no set.
+    pub fn take_database_defaults(&mut self, charset: &str, collation: &str) {
         self.charset = Some(charset.to_string());
+        self.collation = Some(collation.to_string());
         for column in &mut self.columns {
             if column.charset.is_none() && column.is_text() {
                 column.charset = Some(charset.to_string());
+                if column.collation.is_none() {
+                    column.collation = Some(collation.to_string());
+                }
+            }
+        }
+    }
+
+    /// Whether a collation the table or one of its text columns has is not known.
+    pub fn lacks_collations(&self) -> bool {
+        (self.charset.is_some() && self.collation.is_none())
+            || self
+                .columns
+                .iter()
+                .any(|c| c.is_text() && c.charset.is_some() && c.collation.is_none())
+    }
+
+    /// The collations the schema history does not know, from the live catalog: the table's, and
+    /// each text column's whose name and character set the catalog has too.
+    pub fn take_live_collations(&mut self, live: &crate::plan::Catalog) {
+        let Some(table) = live
+            .tables
+            .iter()
+            .find(|t| t.database == self.database && t.name == self.name)
+        else {
+            return;
+        };
+        if self.collation.is_none() && table.charset == self.charset {
+            self.collation = table.collation.clone();
+        }
+        for column in self.columns.iter_mut().filter(|c| c.is_text()) {
+            if column.collation.is_some() {
+                continue;
+            }
+            if let Some(known) = table
+                .columns
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(&column.name) && l.charset == column.charset)
+            {
+                column.collation = known.collation.clone();
             }
         }
     }
@@ -142,11 +208,13 @@ impl TableSchema {
                             column_type: c.column_type.clone(),
                             nullable: c.nullable,
                             charset: c.charset.clone(),
+                            collation: c.collation.clone(),
                         })
                         .collect(),
                     primary_key: t.primary_key.clone(),
                     unique_keys: t.unique_keys.clone(),
                     charset: t.charset.clone(),
+                    collation: t.collation.clone(),
                 })
                 .collect(),
         }
@@ -237,6 +305,14 @@ mod tests {
         let text = serde_json::to_string(&new).unwrap();
         assert!(
             text.contains(r#"["id","int(11)",false],["note","varchar(20)",true,"latin1"]"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<TableSchema>(&text).unwrap(), new);
+        new.collation = Some("latin1_swedish_ci".into());
+        new.columns[1].collation = Some("latin1_bin".into());
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(
+            text.contains(r#"["note","varchar(20)",true,"latin1","latin1_bin"]"#),
             "{text}"
         );
         assert_eq!(serde_json::from_str::<TableSchema>(&text).unwrap(), new);

@@ -1,0 +1,6 @@
+CREATE SOURCE src WITH (type = 'mariadb', host = '127.0.0.1', port = 3307, user = 'root');
+CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '127.0.0.1:9092');
+CREATE PROJECT golden FROM src TO kafka;
+SYNC TABLE golden_shop.orders TO TOPIC 'orders'
+  WHERE SUBSTRING(status, 1, 3) = 'pai' AND IFNULL(note, '') <> '' AND Amount / user_id > 2.5
+    AND YEAR(created_at) = 2024 AND id DIV 10 = 3 AND status REGEXP '^p' AND note LIKE '%x%';
