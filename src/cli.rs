@@ -142,8 +142,7 @@ pub async fn load_plan(path: &Path) -> Result<Plan> {
 }
 
 async fn plan_with(conn: &mut mysql_async::Conn, project: ProjectFile) -> Result<Plan> {
-    let databases = plan::databases_needed(&project);
-    let catalog = source::catalog::load_catalog(conn, databases.as_deref()).await?;
+    let catalog = source::catalog::load_catalog(conn, &project.databases()).await?;
     plan::plan(project, &catalog)
 }
 

@@ -346,10 +346,14 @@ async fn a_filter_tributary_cannot_evaluate_exactly_is_refused_naming_it() {
     // The planner, as `check` and `run` call it, against the live catalog.
     let (project, db, _) = project_with("where_refused", "qty > 0").await;
     let mut conn = common::mariadb().await;
-    let catalog =
-        tributary::source::catalog::load_catalog(&mut conn, Some(std::slice::from_ref(&db)))
-            .await
-            .expect("catalog");
+    let catalog = tributary::source::catalog::load_catalog(
+        &mut conn,
+        &tributary::project::Databases::Matching(vec![tributary::project::NamePattern::Exact(
+            db.clone(),
+        )]),
+    )
+    .await
+    .expect("catalog");
     let text = std::fs::read_to_string(&project.file).expect("project");
     for (filter, named) in refused {
         let file = project.file.with_file_name("refused.sql");

@@ -16,8 +16,7 @@ async fn plan_or_error(path: &Path) -> String {
         Err(e) => return format!("error: {e}\n"),
     };
     let mut conn = common::mariadb().await;
-    let databases = tributary::plan::databases_needed(&project);
-    let catalog = tributary::source::catalog::load_catalog(&mut conn, databases.as_deref())
+    let catalog = tributary::source::catalog::load_catalog(&mut conn, &project.databases())
         .await
         .expect("catalog loads");
     match tributary::plan::plan(project, &catalog) {
@@ -77,4 +76,40 @@ async fn project_files_plan_as_expected() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The catalog is read for the databases the SYNC patterns reach, chosen in the query: a LIKE
+/// pattern (any `_` in a name is one) must not read every database of the server.
+#[tokio::test]
+async fn the_catalog_reads_only_the_databases_the_patterns_reach() {
+    use tributary::project::{Databases, NamePattern};
+    let mut conn = common::mariadb().await;
+    let db = common::unique("cat_scope");
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db}_a; CREATE TABLE {db}_a.t (id INT PRIMARY KEY);
+CREATE DATABASE {db}_b; CREATE TABLE {db}_b.t (id INT PRIMARY KEY)"
+        ),
+    )
+    .await;
+    async fn read(conn: &mut mysql_async::Conn, databases: Databases) -> Vec<String> {
+        let catalog = tributary::source::catalog::load_catalog(conn, &databases)
+            .await
+            .expect("catalog loads");
+        let mut names: Vec<String> = catalog
+            .tables
+            .iter()
+            .map(|t| format!("{}.{}", t.database, t.name))
+            .collect();
+        names.sort();
+        names
+    }
+    let pattern = NamePattern::Like(format!("{}_%", db.to_uppercase()));
+    let like = read(&mut conn, Databases::Matching(vec![pattern])).await;
+    assert_eq!(like, vec![format!("{db}_a.t"), format!("{db}_b.t")]);
+    let exact = NamePattern::Exact(format!("{db}_b"));
+    let exact = read(&mut conn, Databases::Matching(vec![exact])).await;
+    assert_eq!(exact, vec![format!("{db}_b.t")]);
+    assert!(read(&mut conn, Databases::All).await.len() > 2);
 }

@@ -718,7 +718,9 @@ async fn an_idle_stream_sends_heartbeats_in_formats_that_have_them() {
     assert_eq!(
         partitions.len(),
         3,
-        "a heartbeat on every partition: {heartbeats:?}"
+        "a heartbeat on every partition: {heartbeats:?} {} messages; log: {}",
+        messages.len(),
+        project.log()
     );
     assert!(heartbeats.iter().all(|(_, v)| {
         v["version"] == "2.0"

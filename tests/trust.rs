@@ -283,6 +283,60 @@ INSERT INTO {db}.t VALUES (1, 'x', 'y')"
     );
 }
 
+/// DDL on a table the project does not sync still moves the schema history: renamed into a SYNC
+/// pattern later, the table's rows decode with the columns it had when they were written, not
+/// with the columns the run started with nor today's.
+#[tokio::test]
+async fn a_table_renamed_into_a_pattern_brings_the_columns_its_ddl_gave_it() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, topic) = common::new_table(&mut conn, "rename_in", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!("CREATE TABLE {db}.staging (id INT PRIMARY KEY, a VARCHAR(10))"),
+    )
+    .await;
+    let project = common::Project::new(
+        "rename_in",
+        &common::mariadb_source("rename_in"),
+        "sync = 'schema, incremental', incremental = 'dml', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.live_% TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    // All of it while the project is stopped: the run reads it later, with today's catalog
+    // already two DDL statements ahead of the first row.
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "ALTER TABLE {db}.staging ADD COLUMN b INT;
+INSERT INTO {db}.staging VALUES (1, 'before', 10);
+RENAME TABLE {db}.staging TO {db}.live_orders;
+INSERT INTO {db}.live_orders VALUES (2, 'renamed', 20);
+ALTER TABLE {db}.live_orders ADD COLUMN c VARCHAR(10) FIRST;
+INSERT INTO {db}.live_orders VALUES ('third', 3, 'later', 30)"
+        ),
+    )
+    .await;
+    let run = project.run(&["--until-caught-up"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let messages = common::consume_all(&topic, 2, Duration::from_secs(30));
+    let rows: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.payload).expect("json")["postStruct"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"id": 2, "a": "renamed", "b": 20}),
+            serde_json::json!({"c": "third", "id": 3, "a": "later", "b": 30}),
+        ],
+        "{messages:?}"
+    );
+}
+
 /// OceanBase's default `time_zone` is +08:00: TIMESTAMP (an instant) and DATETIME (a wall-clock
 /// value) must read the same in snapshot and stream whatever the server's zone.
 #[tokio::test]

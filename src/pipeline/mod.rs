@@ -227,8 +227,7 @@ async fn schema_sync(
 /// The source's catalog now, for the databases the project's patterns reach.
 pub(crate) async fn live_catalog(project: &ProjectFile) -> Result<crate::plan::Catalog> {
     let mut conn = source::connect(&project.source).await?;
-    let databases = crate::plan::databases_needed(project);
-    source::catalog::load_catalog(&mut conn, databases.as_deref()).await
+    source::catalog::load_catalog(&mut conn, &project.databases()).await
 }
 
 /// The default character set and collation of a source database now (what a table created

@@ -612,47 +612,19 @@ impl<'a> Stream<'a> {
     ) -> Result<Option<Vec<TableSchema>>> {
         let project = self.plan.project.clone();
         let synced: Vec<&str> = self.tables.keys().map(String::as_str).collect();
-        let Some(ddl) = Ddl::of(schema, query, &synced, |d, t| project.syncs_table(d, t)) else {
-            return Ok(None);
-        };
+        let ddl = Ddl::of(schema, query, &synced, |d, t| project.syncs_table(d, t));
+        if !ddl.concerns_project() {
+            return self.track(schema, query, &ddl).await;
+        }
         let sends = sends && project.project.incremental.ddl;
         if sends {
             for name in &ddl.synced {
                 self.send_ddl(name, query, meta, acks).await?;
             }
         }
-        let catalog = match history::after(&self.schemas, schema, query) {
-            Some(mut schemas) => {
-                // A table created without a character set has its database's, which the
-                // statement does not carry: the server's, asked once per such table.
-                for table in schemas.iter_mut().filter(|t| {
-                    t.charset.is_none()
-                        && !self
-                            .schemas
-                            .iter()
-                            .any(|s| s.database == t.database && s.name == t.name)
-                }) {
-                    if let Some((charset, collation)) =
-                        database_defaults(&project, &table.database).await?
-                    {
-                        table.take_database_defaults(&charset, &collation);
-                    }
-                }
-                // A set named without a collation has the server's default collation for it
-                // (for the Unicode sets, the server's choice, which row filters compare
-                // under): the catalog says which, for the tables this statement names.
-                let named: Vec<String> = ddl.named.iter().flatten().cloned().collect();
-                let is_named = |t: &TableSchema| {
-                    named.contains(&format!("{}.{}", t.database, t.name).to_ascii_lowercase())
-                };
-                if schemas.iter().any(|t| is_named(t) && t.lacks_collations()) {
-                    let live = live_catalog(&project).await?;
-                    for table in schemas.iter_mut().filter(|t| is_named(t)) {
-                        table.take_live_collations(&live);
-                    }
-                }
-                TableSchema::catalog(&schemas)
-            }
+        let named: Vec<String> = ddl.named.iter().flatten().cloned().collect();
+        let catalog = match self.history_after(schema, query, &named).await? {
+            Some(schemas) => TableSchema::catalog(&schemas),
             None => live_catalog(&project).await?,
         };
         // The plan was good when the run started: a DDL that breaks it (a type tributary cannot
@@ -677,6 +649,83 @@ impl<'a> Stream<'a> {
             }
         }
         Ok(Some(self.schemas.clone()))
+    }
+
+    /// A statement about tables the project does not sync still moves the schema history of
+    /// the databases it covers: a later `RENAME` into a SYNC pattern brings the columns the
+    /// table has by then, not those it had when the run started.
+    async fn track(
+        &mut self,
+        schema: &str,
+        query: &str,
+        ddl: &Ddl,
+    ) -> Result<Option<Vec<TableSchema>>> {
+        let Some(named) = &ddl.named else {
+            return Ok(None);
+        };
+        let covered = self.plan.project.databases();
+        let tracked = |name: &String| {
+            covered.covers(name.split_once('.').map_or("", |(d, _)| d))
+                || self.schemas.iter().any(|t| qualified(t) == *name)
+        };
+        if !named.iter().any(tracked) {
+            return Ok(None);
+        }
+        let next = match self.history_after(schema, query, named).await? {
+            Some(next) => next,
+            // A statement tributary cannot follow leaves its tables unknown: a later RENAME
+            // into a pattern reads them from the catalog, as for a table from elsewhere.
+            None => self
+                .schemas
+                .iter()
+                .filter(|t| !named.contains(&qualified(t)))
+                .cloned()
+                .collect(),
+        };
+        if next == self.schemas {
+            return Ok(None);
+        }
+        self.schemas = next;
+        Ok(Some(self.schemas.clone()))
+    }
+
+    /// The schema history after `query`, `None` when the statement cannot be applied to it.
+    /// What the statement leaves unknown comes from the server: a new table's database
+    /// defaults, and the collations of the `named` tables.
+    async fn history_after(
+        &self,
+        schema: &str,
+        query: &str,
+        named: &[String],
+    ) -> Result<Option<Vec<TableSchema>>> {
+        let Some(mut schemas) = history::after(&self.schemas, schema, query) else {
+            return Ok(None);
+        };
+        let project = &self.plan.project;
+        // A table created without a character set has its database's, which the statement
+        // does not carry: the server's, asked once per such table.
+        for table in schemas.iter_mut().filter(|t| {
+            t.charset.is_none()
+                && !self
+                    .schemas
+                    .iter()
+                    .any(|s| s.database == t.database && s.name == t.name)
+        }) {
+            if let Some((charset, collation)) = database_defaults(project, &table.database).await? {
+                table.take_database_defaults(&charset, &collation);
+            }
+        }
+        // A set named without a collation has the server's default collation for it (for the
+        // Unicode sets, the server's choice, which row filters compare under): the catalog
+        // says which, for the tables this statement names.
+        let is_named = |t: &TableSchema| named.contains(&qualified(t));
+        if schemas.iter().any(|t| is_named(t) && t.lacks_collations()) {
+            let live = live_catalog(project).await?;
+            for table in schemas.iter_mut().filter(|t| is_named(t)) {
+                table.take_live_collations(&live);
+            }
+        }
+        Ok(Some(schemas))
     }
 
     /// Sends a DDL statement when the project syncs DDL.
@@ -984,4 +1033,9 @@ fn advance(
 fn synced_tables(project: &ProjectFile) -> binlog::TableFilter {
     let project = project.clone();
     Box::new(move |database, table| project.syncs_table(database, table))
+}
+
+/// `db.table` in lower case, as statements name tables.
+fn qualified(table: &TableSchema) -> String {
+    format!("{}.{}", table.database, table.name).to_ascii_lowercase()
 }

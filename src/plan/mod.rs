@@ -139,20 +139,6 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// The databases whose tables the project's patterns could match: `None` = any database.
-pub fn databases_needed(project: &ProjectFile) -> Option<Vec<String>> {
-    let mut names = Vec::new();
-    for sync in &project.syncs {
-        match &sync.tables.database {
-            NamePattern::Exact(name) => names.push(name.clone()),
-            NamePattern::Any | NamePattern::Like(_) => return None,
-        }
-    }
-    names.sort();
-    names.dedup();
-    Some(names)
-}
-
 /// Plans a project against the source's catalog.
 pub fn plan(project: ProjectFile, catalog: &Catalog) -> Result<Plan> {
     let mut tables: Vec<TablePlan> = Vec::new();

@@ -48,7 +48,39 @@ pub struct ProjectFile {
     pub syncs: Vec<SyncDef>,
 }
 
+/// The databases a project's SYNC statements reach: what the catalog reads and the schema
+/// history follows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Databases {
+    /// A SYNC names databases by `*`: every database but the server's own.
+    All,
+    /// Database names and `LIKE` patterns.
+    Matching(Vec<NamePattern>),
+}
+
+impl Databases {
+    pub fn covers(&self, database: &str) -> bool {
+        match self {
+            Databases::All => true,
+            Databases::Matching(patterns) => patterns.iter().any(|p| p.matches(database)),
+        }
+    }
+}
+
 impl ProjectFile {
+    /// The databases the SYNC statements' patterns could match.
+    pub fn databases(&self) -> Databases {
+        let mut patterns: Vec<NamePattern> = Vec::new();
+        for sync in &self.syncs {
+            match &sync.tables.database {
+                NamePattern::Any => return Databases::All,
+                pattern if !patterns.contains(pattern) => patterns.push(pattern.clone()),
+                _ => {}
+            }
+        }
+        Databases::Matching(patterns)
+    }
+
     /// Whether a SYNC statement takes `database.table` (tables created later included).
     pub fn syncs_table(&self, database: &str, table: &str) -> bool {
         self.syncs.iter().any(|s| {

@@ -8,6 +8,7 @@ use super::query_error;
 use crate::error::Result;
 use crate::plan::charset::Charset;
 use crate::plan::{Catalog, ColumnDef, SqlType, TableDef};
+use crate::project::{Databases, NamePattern};
 
 /// Schemas that hold the server's own tables, never synced.
 const SYSTEM_SCHEMAS: &[&str] = &[
@@ -22,19 +23,40 @@ const SYSTEM_SCHEMAS: &[&str] = &[
     "ORAAUDITOR",
 ];
 
-/// Reads the base tables of `databases` (`None`: every non-system database).
-pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Result<Catalog> {
+/// Reads the base tables of `databases`. The databases are chosen in the query itself: a
+/// catalog read over every database of a server with thousands of tables takes seconds
+/// (MariaDB opens each table to list its columns).
+pub async fn load_catalog(conn: &mut Conn, databases: &Databases) -> Result<Catalog> {
     let (schema_filter, params): (String, Vec<String>) = match databases {
-        Some(names) if !names.is_empty() => (
-            format!("IN ({})", vec!["?"; names.len()].join(", ")),
-            names.to_vec(),
-        ),
-        Some(_) => return Ok(Catalog::default()),
-        None => (
-            format!("NOT IN ({})", vec!["?"; SYSTEM_SCHEMAS.len()].join(", ")),
+        Databases::Matching(patterns) if patterns.is_empty() => return Ok(Catalog::default()),
+        Databases::Matching(patterns) => {
+            // `{0}` stands for the schema column of each query. LIKE patterns match
+            // case-insensitively, as the project's do.
+            let terms: Vec<&str> = patterns
+                .iter()
+                .map(|p| match p {
+                    NamePattern::Like(_) => "LOWER({0}) LIKE LOWER(?)",
+                    _ => "{0} = ?",
+                })
+                .collect();
+            let params = patterns
+                .iter()
+                .map(|p| match p {
+                    NamePattern::Exact(name) | NamePattern::Like(name) => name.clone(),
+                    NamePattern::Any => String::new(),
+                })
+                .collect();
+            (format!("({})", terms.join(" OR ")), params)
+        }
+        Databases::All => (
+            format!(
+                "{{0}} NOT IN ({})",
+                vec!["?"; SYSTEM_SCHEMAS.len()].join(", ")
+            ),
             SYSTEM_SCHEMAS.iter().map(|s| s.to_string()).collect(),
         ),
     };
+    let on = |column: &str| schema_filter.replace("{0}", column);
     type ColumnRow = (
         String,
         String,
@@ -52,10 +74,12 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                    c.CHARACTER_SET_NAME, t.TABLE_COLLATION, c.COLLATION_NAME \
                  FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                    ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
-                 WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA {schema_filter} \
-                 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
+                 WHERE t.TABLE_TYPE = 'BASE TABLE' AND {} AND {} \
+                 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION",
+                on("c.TABLE_SCHEMA"),
+                on("t.TABLE_SCHEMA")
             ),
-            params.clone(),
+            [params.clone(), params.clone()].concat(),
         )
         .await
         .map_err(query_error(
@@ -65,8 +89,9 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
         .exec(
             format!(
                 "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME \
-                 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA {schema_filter} \
-                 ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+                 FROM information_schema.STATISTICS WHERE {} \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+                on("TABLE_SCHEMA")
             ),
             params,
         )

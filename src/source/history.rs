@@ -233,16 +233,16 @@ pub struct Ddl {
 }
 
 impl Ddl {
-    /// The statement's meaning for the project, or `None` when it touches no synced table and
-    /// brings none in (nothing to do). `synced` lists the synced tables (`db.table`, lower case);
-    /// `syncs(database, table)` says whether a SYNC statement would take a table. A statement
-    /// that does not parse is taken to change every synced table of its default database.
+    /// The statement's meaning for the project. `synced` lists the synced tables (`db.table`,
+    /// lower case); `syncs(database, table)` says whether a SYNC statement would take a table.
+    /// A statement that does not parse is taken to change every synced table of its default
+    /// database.
     pub fn of(
         schema: &str,
         query: &str,
         synced: &[&str],
         syncs: impl Fn(&str, &str) -> bool,
-    ) -> Option<Ddl> {
+    ) -> Ddl {
         let named: Option<Vec<String>> = super::ddl::tables_named(schema, query)
             .map(|tables| tables.iter().map(|t| t.to_ascii_lowercase()).collect());
         let is_synced = |name: &str| synced.contains(&name);
@@ -254,24 +254,29 @@ impl Ddl {
                     .any(|t| !is_synced(t) && t.split_once('.').is_some_and(|(d, n)| syncs(d, n))),
             ),
             None => {
-                tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
                 let prefix = format!("{}.", schema.to_ascii_lowercase());
                 let changed: Vec<String> = synced
                     .iter()
                     .filter(|t| t.starts_with(&prefix))
                     .map(|t| t.to_string())
                     .collect();
+                if !changed.is_empty() {
+                    tracing::warn!(statement = %query, "a statement tributary cannot parse is passed through as DDL");
+                }
                 (changed, false)
             }
         };
-        if changed.is_empty() && !reaches_new {
-            return None;
-        }
-        Some(Ddl {
+        Ddl {
             named,
             synced: changed,
             reaches_new,
-        })
+        }
+    }
+
+    /// Whether the project sends or plans anything for it: it changes a synced table or brings
+    /// one in. Other statements only move the schema history.
+    pub fn concerns_project(&self) -> bool {
+        !self.synced.is_empty() || self.reaches_new
     }
 }
 
@@ -329,18 +334,14 @@ mod tests {
             syncs,
         );
         assert_eq!(
-            alter.map(|d| (d.synced, d.reaches_new)),
-            Some((vec!["shop.orders".to_string()], false))
+            (alter.synced, alter.reaches_new),
+            (vec!["shop.orders".to_string()], false)
         );
-        // A table created into a pattern is new; one outside every pattern means nothing.
+        // A table created into a pattern is new; one outside every pattern only moves the history.
         let create = Ddl::of("shop", "CREATE TABLE orders_2024 (id INT)", &synced, syncs);
-        assert_eq!(
-            create.map(|d| (d.synced.len(), d.reaches_new)),
-            Some((0, true))
-        );
-        assert_eq!(
-            Ddl::of("shop", "CREATE TABLE misc (id INT)", &synced, syncs),
-            None
-        );
+        assert_eq!((create.synced.len(), create.reaches_new), (0, true));
+        let misc = Ddl::of("shop", "CREATE TABLE misc (id INT)", &synced, syncs);
+        assert!(!misc.concerns_project());
+        assert_eq!(misc.named, Some(vec!["shop.misc".to_string()]));
     }
 }
