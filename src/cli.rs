@@ -8,7 +8,7 @@ use clap::Subcommand;
 use crate::check::CheckItem;
 use crate::error::{Error, ErrorKind, Result};
 use crate::plan::{self, Plan};
-use crate::project::{ProjectFile, SourceKind};
+use crate::project::{ProjectFile, SourceKind, StartPoint, Zone};
 use crate::source::precheck;
 use crate::{pipeline, sink, source};
 
@@ -141,9 +141,49 @@ pub async fn load_plan(path: &Path) -> Result<Plan> {
     })
 }
 
-async fn plan_with(conn: &mut mysql_async::Conn, project: ProjectFile) -> Result<Plan> {
+async fn plan_with(conn: &mut mysql_async::Conn, mut project: ProjectFile) -> Result<Plan> {
+    read_in_server_zone(conn, &mut project).await?;
     let catalog = source::catalog::load_catalog(conn, &project.databases()).await?;
     plan::plan(project, &catalog)
+}
+
+/// Without a `timezone` option the source's zone is the server's: asked once, for the row
+/// filters (TIMESTAMP values as wall-clock times) and a `start_timestamp` date-time.
+async fn read_in_server_zone(
+    conn: &mut mysql_async::Conn,
+    project: &mut ProjectFile,
+) -> Result<()> {
+    if project.source.timezone.is_some() {
+        return Ok(());
+    }
+    project.source.zone = source::catalog::server_zone(conn).await?;
+    let Some(start) = &project.project.start else {
+        return Ok(());
+    };
+    let StartPoint::WallClock(wall_clock) = start.value else {
+        return Ok(());
+    };
+    let epoch = match &project.source.zone {
+        Zone::Offset(offset) => Some(wall_clock - offset),
+        Zone::Varying(_) => source::catalog::epoch_of_wall_clock(conn, wall_clock).await?,
+    };
+    let Some(epoch) = epoch.filter(|e| *e >= 0) else {
+        let zone = match &project.source.zone {
+            Zone::Varying(name) => name.clone(),
+            Zone::Offset(offset) => format!("{offset} s from UTC"),
+        };
+        return Err(project.error_at(
+            start.pos,
+            format!(
+                "the server cannot read `start_timestamp` in its time_zone ({zone}); set the \
+                 source's `timezone` option to the offset it means, e.g. '+08:00'"
+            ),
+        ));
+    };
+    if let Some(start) = &mut project.project.start {
+        start.value = StartPoint::Timestamp(epoch);
+    }
+    Ok(())
 }
 
 async fn check(path: &Path) -> Result<()> {

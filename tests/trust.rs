@@ -387,3 +387,128 @@ async fn timestamps_read_the_same_in_snapshot_and_stream_under_a_non_utc_server_
         "{values:?}"
     );
 }
+
+/// Without a `timezone` option the source's zone is the server's (+08:00 here): row filters
+/// read TIMESTAMP values as the server's sessions do (the server is the oracle), and a
+/// `start_timestamp` date-time is a wall-clock time in that zone.
+#[tokio::test]
+async fn filters_and_start_timestamp_read_timestamps_in_the_server_zone() {
+    common::require_kafka();
+    let server = common::PrivateMariaDb::start(&["default_time_zone='+08:00'"]).await;
+    let mut conn = server.conn().await;
+    let filters = [
+        "ts >= '2024-05-01 08:00:00'",
+        "HOUR(ts) < 8",
+        "DATE(ts) = '2024-05-01'",
+        "ts = dt",
+        "ts BETWEEN '2024-04-30 23:00:00' AND '2024-05-01 09:00:00'",
+    ];
+    let db = common::unique("tz_filter");
+    conn.query_drop(format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    // Around midnight and 08:00 at +08:00: where UTC and the server's zone part ways.
+    let rows = |base: u32| {
+        [
+            "2024-04-30 23:30:00",
+            "2024-05-01 00:30:00",
+            "2024-05-01 07:59:59",
+            "2024-05-01 08:00:00",
+            "2024-05-01 08:30:00",
+            "2024-05-02 00:00:00",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({}, '{t}', '{t}')", base + i as u32 + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    let mut syncs = String::new();
+    let mut topics = Vec::new();
+    for (i, filter) in filters.iter().enumerate() {
+        common::run_sql(
+            &mut conn,
+            &format!(
+                "CREATE TABLE {db}.t{i} (id INT PRIMARY KEY, ts TIMESTAMP NULL, dt DATETIME NULL);
+INSERT INTO {db}.t{i} VALUES {}",
+                rows(0)
+            ),
+        )
+        .await;
+        let topic = common::unique("tz_filter");
+        syncs.push_str(&format!(
+            "SYNC TABLE {db}.t{i} TO TOPIC '{topic}' WHERE {filter};\n"
+        ));
+        topics.push(topic);
+    }
+    let project = common::Project::new(
+        "tz_filter",
+        &server.source_options(),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &syncs,
+    );
+    project.catch_up();
+    for i in 0..filters.len() {
+        conn.query_drop(format!("INSERT INTO {db}.t{i} VALUES {}", rows(100)))
+            .await
+            .unwrap();
+    }
+    project.catch_up();
+    for (i, filter) in filters.iter().enumerate() {
+        let expected: Vec<u32> = conn
+            .query(format!(
+                "SELECT id FROM {db}.t{i} WHERE {filter} ORDER BY id"
+            ))
+            .await
+            .unwrap();
+        assert!(expected.iter().any(|id| *id > 100), "{filter}");
+        let mut sent = common::numeric_keys(&common::consume_all(
+            &topics[i],
+            expected.len(),
+            Duration::from_secs(30),
+        ));
+        sent.sort();
+        assert_eq!(
+            sent, expected,
+            "WHERE {filter}: snapshot and stream, as the server"
+        );
+    }
+
+    // start_timestamp: two transactions an hour apart (their binlog times set by the session),
+    // the start between them written as the server's wall clock.
+    let (table_db, topic) = common::new_table(&mut conn, "tz_start", "id INT PRIMARY KEY").await;
+    let now: i64 = conn
+        .query_first("SELECT UNIX_TIMESTAMP()")
+        .await
+        .unwrap()
+        .unwrap();
+    let start: String = conn
+        .exec_first(
+            "SELECT DATE_FORMAT(FROM_UNIXTIME(?), '%Y-%m-%d %H:%i:%s')",
+            (now + 5400,),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let project = common::Project::new(
+        "tz_start",
+        &server.source_options(),
+        &format!("sync = 'schema, incremental', topic_partitions = 1, start_timestamp = '{start}'"),
+        &format!("SYNC TABLE {table_db}.t TO TOPIC '{topic}';"),
+    );
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "SET timestamp = {}; INSERT INTO {table_db}.t VALUES (1);
+SET timestamp = {}; INSERT INTO {table_db}.t VALUES (2);
+SET timestamp = DEFAULT",
+            now + 3600,
+            now + 7200
+        ),
+    )
+    .await;
+    let run = project.run(&["--until-caught-up"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let sent = common::numeric_keys(&common::consume_all(&topic, 1, Duration::from_secs(30)));
+    assert_eq!(sent, vec![2], "only the transaction after {start} (+08:00)");
+}

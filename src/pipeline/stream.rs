@@ -128,6 +128,15 @@ impl<'a> Stream<'a> {
                     row_events: 0,
                 },
                 StartPoint::Timestamp(t) => binlog::position_at(&project.source, *t).await?,
+                // Planning reads a date-time in the server's zone; a plan that skipped it
+                // must not guess one.
+                StartPoint::WallClock(_) => {
+                    return Err(Error::Config(
+                        "`start_timestamp` was not read in the server's time_zone: plan the \
+                         project against the source first"
+                            .into(),
+                    ));
+                }
                 // The file and position are the server's own once the GTID stream starts.
                 StartPoint::Gtid(gtid) => BinlogPosition {
                     file: String::new(),

@@ -5,6 +5,7 @@
 //! Column names resolve case-insensitively, as MySQL's do; an exact match wins. The filter may
 //! use only the table's own columns (OMS's rule), so any other name is an error listing them.
 
+use crate::project::{SourceKind, Zone};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -37,6 +38,10 @@ pub struct TableInfo<'a> {
     pub columns: &'a [ColumnDef],
     /// The table's default collation.
     pub collation: Option<&'a str>,
+    /// The session zone TIMESTAMP values and date-time constants with an offset are read in.
+    pub zone: &'a Zone,
+    /// Which server: MariaDB and MySQL read a date-time constant's offset differently.
+    pub flavor: SourceKind,
 }
 
 /// Replaces each column name in the filter with the table's spelling of it.
@@ -116,6 +121,8 @@ pub fn compile_filter(
             columns: table.columns,
             table: name,
             table_collation: table.collation,
+            zone: table.zone,
+            flavor: table.flavor,
         },
         &expr,
     )?;
@@ -223,6 +230,14 @@ mod tests {
     }
 
     fn evaluate(condition: &str) -> Result<Vec<Option<bool>>, String> {
+        evaluate_in(condition, &Zone::Offset(0), SourceKind::MySql)
+    }
+
+    fn evaluate_in(
+        condition: &str,
+        zone: &Zone,
+        flavor: SourceKind,
+    ) -> Result<Vec<Option<bool>>, String> {
         let (columns, batch) = table();
         let expr = Parser::new(&FilterDialect)
             .try_with_sql(condition)
@@ -232,6 +247,8 @@ mod tests {
             name: "db.t",
             columns: &columns,
             collation: Some("utf8mb4_general_ci"),
+            zone,
+            flavor,
         };
         let filter = compile_filter(&expr, condition, &batch.schema(), &info)?;
         let value = filter.expr.evaluate(&batch).map_err(|e| e.to_string())?;
@@ -266,6 +283,33 @@ mod tests {
         // Zero dates and year 1000 compare without overflow; the zero date sorts first.
         assert_eq!(rows("created_at >= '2024-01-01 00:00:00'"), [T, F, F]);
         assert_eq!(rows("created_at < '1001-01-01'"), [F, T, T]);
+    }
+
+    #[test]
+    fn a_constant_with_an_offset_is_read_in_the_session_zone() {
+        // 20:00 at +08:00 is 12:00 UTC: the first row (12:00:00.000005) is after it in a UTC
+        // session, before it in a +01:00 one (13:00).
+        let condition = "created_at >= '2024-03-01 20:00:00+08:00'";
+        let mysql = SourceKind::MySql;
+        assert_eq!(
+            evaluate_in(condition, &Zone::Offset(0), mysql).unwrap()[0],
+            T
+        );
+        assert_eq!(
+            evaluate_in(condition, &Zone::Offset(3600), mysql).unwrap()[0],
+            F
+        );
+        let varying = Zone::Varying("Europe/Paris".into());
+        let refused = evaluate_in(condition, &varying, mysql).unwrap_err();
+        assert!(refused.contains("`timezone`"), "{refused}");
+        let mariadb = evaluate_in(condition, &Zone::Offset(0), SourceKind::MariaDb).unwrap_err();
+        assert!(mariadb.contains("MariaDB ignores"), "{mariadb}");
+        // Without an offset, the zone does not matter to a DATETIME.
+        let plain = "created_at >= '2024-03-01 12:00:00'";
+        assert_eq!(
+            evaluate_in(plain, &varying, SourceKind::MariaDb).unwrap()[0],
+            T
+        );
     }
 
     #[test]

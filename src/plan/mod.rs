@@ -397,6 +397,8 @@ fn plan_table(
                     name: &qualified,
                     columns: &table.columns,
                     collation: table.collation.as_deref(),
+                    zone: &project.source.zone,
+                    flavor: project.source.kind,
                 },
             )
             .map_err(|message| project.error_at(filter.pos, message))?,

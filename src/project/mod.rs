@@ -146,8 +146,20 @@ pub struct SourceDef {
     pub binlog_port: u16,
     /// The replica id of the binlog connection.
     pub server_id: u32,
-    /// `+HH:MM` offset for reading DATETIME where a format needs a zone; `None` = server's.
+    /// The `timezone` option as written (`+HH:MM`); `None`: the server's `time_zone`.
     pub timezone: Option<Spanned<String>>,
+    /// The zone a MySQL session of this source reads date-times in: the `timezone` option, or
+    /// the server's, which planning asks for (`Zone::Offset(0)` until then).
+    pub zone: Zone,
+}
+
+/// A session time zone: what TIMESTAMP values and date-time text mean as wall-clock times.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Zone {
+    /// Seconds east of UTC, the same all year.
+    Offset(i64),
+    /// A named zone whose offset changes during the year (daylight saving): its name.
+    Varying(String),
 }
 
 impl SourceDef {
@@ -199,6 +211,10 @@ pub struct ProjectDef {
 pub enum StartPoint {
     /// Epoch seconds (from `start_timestamp`, a date-time or a Unix timestamp).
     Timestamp(i64),
+    /// `start_timestamp` as a date-time without a `timezone` to read it in: its wall-clock
+    /// seconds (as if UTC), turned into a [`StartPoint::Timestamp`] in the server's zone when
+    /// the project is planned.
+    WallClock(i64),
     /// `start_position = 'file:pos'`.
     Position { file: String, pos: u64 },
     /// `start_gtid = '...'`.

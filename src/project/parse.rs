@@ -12,7 +12,7 @@ use super::options::{
 };
 use super::{
     DmlTypes, Filter, IncrementalContent, NamePattern, Pos, ProjectDef, ProjectFile, SinkDef,
-    SourceDef, SourceKind, Spanned, StartPoint, SyncDef, SyncTypes, TablePattern,
+    SourceDef, SourceKind, Spanned, StartPoint, SyncDef, SyncTypes, TablePattern, Zone,
 };
 use crate::error::{Error, Result};
 
@@ -428,6 +428,12 @@ fn parse_source(c: &mut Cursor) -> Parsed<SourceDef> {
         user,
         password,
         server_id,
+        zone: Zone::Offset(
+            timezone
+                .as_ref()
+                .and_then(|tz| crate::temporal::parse_offset(&tz.value))
+                .unwrap_or(0),
+        ),
         timezone,
     })
 }
@@ -1099,26 +1105,36 @@ impl Parts {
                 )
             })?;
         if let Some(ts) = start_timestamp {
+            // A date-time is read in the source's `timezone`; without one, in the server's,
+            // which only planning knows.
             let offset = source
                 .timezone
                 .as_ref()
-                .and_then(|tz| crate::temporal::parse_offset(&tz.value))
-                .unwrap_or(0);
-            let epoch = match &ts.value {
-                Value::Num(n) => n.parse::<i64>().ok(),
-                Value::Str(s) => crate::temporal::parse_datetime_seconds(s).map(|t| t - offset),
-                Value::Bool(_) => None,
+                .and_then(|tz| crate::temporal::parse_offset(&tz.value));
+            let (epoch, start) = match &ts.value {
+                Value::Num(n) => (n.parse::<i64>().ok(), StartPoint::Timestamp as fn(i64) -> _),
+                Value::Str(s) => match offset {
+                    Some(offset) => (
+                        crate::temporal::parse_datetime_seconds(s).map(|t| t - offset),
+                        StartPoint::Timestamp as fn(i64) -> _,
+                    ),
+                    None => (
+                        crate::temporal::parse_datetime_seconds(s),
+                        StartPoint::WallClock as fn(i64) -> _,
+                    ),
+                },
+                Value::Bool(_) => (None, StartPoint::Timestamp as fn(i64) -> _),
             };
             let Some(epoch) = epoch.filter(|e| *e >= 0) else {
                 return Err(located(
                     ts.pos,
                     "option `start_timestamp` expects 'YYYY-MM-DD HH:MM:SS' (in the source's \
-                     `timezone`, UTC by default) or Unix epoch seconds"
+                     `timezone`, by default the server's) or Unix epoch seconds"
                         .to_string(),
                 ));
             };
             project.start = Some(Spanned {
-                value: StartPoint::Timestamp(epoch),
+                value: start(epoch),
                 pos: ts.pos,
             });
         }

@@ -8,7 +8,7 @@ use super::query_error;
 use crate::error::Result;
 use crate::plan::charset::Charset;
 use crate::plan::{Catalog, ColumnDef, SqlType, TableDef};
-use crate::project::{Databases, NamePattern};
+use crate::project::{Databases, NamePattern, Zone};
 
 /// Schemas that hold the server's own tables, never synced.
 const SYSTEM_SCHEMAS: &[&str] = &[
@@ -179,4 +179,50 @@ pub async fn database_defaults(
     .map_err(query_error(format!(
         "reading the default character set and collation of database {database}"
     )))
+}
+
+/// The zone the server's sessions read date-times in (`@@global.time_zone`): a fixed offset,
+/// or a named zone whose offset moves during the year. `SYSTEM` and named zones are measured in
+/// January and in July; a zone the server cannot convert (its time zone tables are not loaded)
+/// counts as moving, so nothing depends on a guess.
+pub async fn server_zone(conn: &mut Conn) -> Result<Zone> {
+    let read = "reading the server's time_zone";
+    let name: String = conn
+        .query_first("SELECT @@global.time_zone")
+        .await
+        .map_err(query_error(read))?
+        .unwrap_or_default();
+    if let Some(offset) = crate::temporal::parse_offset(&name) {
+        return Ok(Zone::Offset(offset));
+    }
+    // A server that cannot run the conversion (no CONVERT_TZ) leaves the zone unknown too.
+    let offsets: Option<(Option<i64>, Option<i64>)> = conn
+        .query_first(
+            "SELECT TIMESTAMPDIFF(SECOND, '2024-01-15 12:00:00', \
+               CONVERT_TZ('2024-01-15 12:00:00', '+00:00', @@global.time_zone)), \
+             TIMESTAMPDIFF(SECOND, '2024-07-15 12:00:00', \
+               CONVERT_TZ('2024-07-15 12:00:00', '+00:00', @@global.time_zone))",
+        )
+        .await
+        .unwrap_or(None);
+    Ok(match offsets {
+        Some((Some(winter), Some(summer))) if winter == summer => Zone::Offset(winter),
+        _ => Zone::Varying(name),
+    })
+}
+
+/// The Unix time of a wall-clock time (its seconds as if UTC) in the server's zone, as the
+/// server converts it (daylight saving included); `None` when it cannot.
+pub async fn epoch_of_wall_clock(conn: &mut Conn, wall_clock: i64) -> Result<Option<i64>> {
+    let epoch: Option<Option<i64>> = conn
+        .exec_first(
+            "SELECT TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', CONVERT_TZ( \
+               TIMESTAMPADD(SECOND, ?, '1970-01-01 00:00:00'), @@global.time_zone, '+00:00'))",
+            (wall_clock,),
+        )
+        .await
+        .map_err(query_error(
+            "converting start_timestamp in the server's time_zone",
+        ))?;
+    Ok(epoch.flatten())
 }

@@ -330,6 +330,8 @@ pub struct ParsedDateTime {
     pub value: DateTimeValue,
     /// Whether the string had a time part.
     pub has_time: bool,
+    /// Whether it carried a UTC offset (then `value` is the UTC time).
+    pub zoned: bool,
 }
 
 pub fn parse_datetime(text: &str) -> Option<ParsedDateTime> {
@@ -376,6 +378,7 @@ pub fn parse_datetime(text: &str) -> Option<ParsedDateTime> {
     Some(ParsedDateTime {
         value,
         has_time: time_text.is_some(),
+        zoned: offset.is_some(),
     })
 }
 

@@ -32,8 +32,9 @@ use datafusion_sql::sqlparser::ast::{
 
 use self::collation::{Collation, LikePattern, Rule};
 use self::functions::{ByteWidth, CmpOp, Func, MysqlFunction, Part, Pattern, TrimSide, Unit};
-use crate::plan::types::SqlType;
+use crate::plan::types::{DateTimeValue, SqlType};
 use crate::plan::{ColumnDef, charset::Charset};
+use crate::project::{SourceKind, Zone};
 
 type R<T> = Result<T, String>;
 
@@ -47,6 +48,9 @@ pub struct Context<'a> {
     /// The table's default collation: string literals take it (MySQL gives them the
     /// connection's, which a project does not have).
     pub table_collation: Option<&'a str>,
+    /// The session zone: TIMESTAMP values are wall-clock times in it, as in a MySQL session.
+    pub zone: &'a Zone,
+    pub flavor: SourceKind,
 }
 
 /// The MySQL type of a translated expression.
@@ -71,7 +75,8 @@ enum Ty {
     /// Binary strings (BINARY, VARBINARY, BLOB).
     Bytes,
     Date,
-    /// DATETIME and TIMESTAMP (read in UTC), with their fractional-second digits.
+    /// DATETIME and TIMESTAMP (a wall-clock time in the session zone), with their
+    /// fractional-second digits.
     DateTime {
         fsp: u8,
     },
@@ -509,12 +514,32 @@ impl<'a> Translator<'a> {
             SqlType::Date => Ty::Date,
             SqlType::DateTime { fsp } => Ty::DateTime { fsp: *fsp },
             SqlType::Timestamp { fsp } => {
-                return Ok(Typed::new(cast(expr, DATETIME), Ty::DateTime { fsp: *fsp }));
+                let wall_clock = self.wall_clock(expr, name)?;
+                return Ok(Typed::new(wall_clock, Ty::DateTime { fsp: *fsp }));
             }
             SqlType::Time { fsp } => Ty::Time { fsp: *fsp },
             other => Ty::Opaque(format!("column `{name}` of type {other}")),
         };
         Ok(Typed::new(expr, ty))
+    }
+
+    /// A TIMESTAMP (an instant) as MySQL's session sees it: the wall-clock time in the zone.
+    fn wall_clock(&self, instant: Expr, name: &str) -> R<Expr> {
+        let utc = cast(instant, DATETIME);
+        match self.cx.zone {
+            Zone::Offset(0) => Ok(utc),
+            Zone::Offset(seconds) => {
+                let shift = Expr::Literal(ScalarValue::Int64(Some(seconds * 1_000_000)), None);
+                let micros = binary(cast(utc, DataType::Int64), Operator::Plus, shift);
+                Ok(cast(micros, DATETIME))
+            }
+            Zone::Varying(zone) => self.refuse(format!(
+                "column `{name}` is a TIMESTAMP, which MySQL reads in the session's time zone, \
+                 and the server's ({zone}) changes its offset during the year, which row filters \
+                 do not follow: set the source's `timezone` option to the offset to read it in, \
+                 e.g. '+01:00'"
+            )),
+        }
     }
 
     fn column_text(&self, column: &ColumnDef, members: bool) -> Text {
@@ -1175,6 +1200,7 @@ impl<'a> Translator<'a> {
                  MySQL would compare it with warnings"
             ));
         };
+        let parsed = self.in_session_zone(parsed, s)?;
         if matches!(target, Ty::Date) && !parsed.has_time {
             return Ok((
                 Typed::literal(
@@ -1191,6 +1217,37 @@ impl<'a> Translator<'a> {
             ),
             matches!(target, Ty::Date),
         ))
+    }
+
+    /// A date-time constant with an offset (`'2024-01-01 10:00:00+08:00'`, read as UTC) as the
+    /// session reads it: MySQL (8.0.19 on) converts it into the session zone; MariaDB drops
+    /// the offset with a warning, which no filter should rely on.
+    fn in_session_zone(
+        &self,
+        mut parsed: convert::ParsedDateTime,
+        s: &str,
+    ) -> R<convert::ParsedDateTime> {
+        if !parsed.zoned {
+            return Ok(parsed);
+        }
+        if self.cx.flavor == SourceKind::MariaDb {
+            return self.refuse(format!(
+                "{s:?} carries a UTC offset, which MariaDB ignores (it reads the time as if \
+                 written without one, with a warning): write it without the offset"
+            ));
+        }
+        match (self.cx.zone, &mut parsed.value) {
+            (Zone::Offset(zone), DateTimeValue::Micros(micros)) => *micros += zone * 1_000_000,
+            (Zone::Varying(zone), _) => {
+                return self.refuse(format!(
+                    "{s:?} carries a UTC offset, which MySQL converts into the session's time \
+                     zone, and the server's ({zone}) changes its offset during the year: set \
+                     the source's `timezone` option"
+                ));
+            }
+            _ => {}
+        }
+        Ok(parsed)
     }
 
     // ---------------------------------------------------------------- LIKE, REGEXP, COLLATE
