@@ -68,6 +68,52 @@ impl TableProgress {
     }
 }
 
+/// An online snapshot: a table's rows sent while the stream flows (a table new to the project,
+/// or `tributary snapshot`), chunk by chunk (see `pipeline::online`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineSnapshot {
+    /// Unique within the checkpoint: what progress records name.
+    pub id: u64,
+    /// `db.table`.
+    pub table: String,
+    /// Only the rows matching this condition (`snapshot --where`), evaluated by the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Why: "new to the project", "requested".
+    pub reason: String,
+    /// The planned chunks; empty until planned.
+    #[serde(default)]
+    pub chunks: Vec<Chunk>,
+    #[serde(default)]
+    pub rows_estimate: u64,
+}
+
+impl OnlineSnapshot {
+    pub fn planned(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
+    pub fn rows_done(&self) -> u64 {
+        self.chunks.iter().filter(|c| c.done).map(|c| c.rows).sum()
+    }
+}
+
+/// `tributary snapshot`: tables to send again, whole or the rows matching `condition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// What a synced table was sent with, to tell a changed SYNC statement on the next run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncedTable {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    pub columns: Vec<String>,
+}
+
 /// One step of acknowledged progress: the only way the checkpoint moves while a run sends
 /// (see [`Checkpoint::record`]), and, with `exactly_once`, what a Kafka transaction commits with
 /// the messages it covers.
@@ -106,6 +152,13 @@ pub enum Progress {
     },
     /// A prepared XA transaction was committed (and its rows sent) or rolled back.
     XaFinished { commit: u64, xid: String },
+    /// A chunk of online snapshot `id`: all of its messages are in this transaction.
+    OnlineChunk {
+        commit: u64,
+        id: u64,
+        chunk: usize,
+        rows: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -150,6 +203,15 @@ pub struct Checkpoint {
     /// includes; the state topic's records overlay only what is newer.
     #[serde(default)]
     pub exactly_once_commits: u64,
+    /// The tables the project synced when it last streamed, and how: a table new to the
+    /// project gets an online snapshot (`None`: a checkpoint from before tributary kept them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<BTreeMap<String, SyncedTable>>,
+    /// Online snapshots requested and not finished, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub online: Vec<OnlineSnapshot>,
+    #[serde(default)]
+    pub next_online_id: u64,
     /// The layout this file was written with (0: before MySQL positions held whole GTID sets).
     #[serde(default)]
     pub format: u32,
@@ -201,10 +263,30 @@ impl Checkpoint {
             {
                 self.prepared_xa.remove(&xid);
             }
+            Progress::OnlineChunk {
+                commit,
+                id,
+                chunk,
+                rows,
+            } if commit == 0 || commit >= self.exactly_once_commits => {
+                if let Some(c) = self
+                    .online
+                    .iter_mut()
+                    .find(|s| s.id == id)
+                    .and_then(|s| s.chunks.get_mut(chunk))
+                {
+                    c.done = true;
+                    c.rows = rows;
+                }
+                // A finished snapshot leaves the list; `status` shows the ones still going.
+                self.online
+                    .retain(|s| !(s.id == id && s.chunks.iter().all(|c| c.done)));
+            }
             Progress::Incremental { .. }
             | Progress::Schemas { .. }
             | Progress::XaPrepared { .. }
-            | Progress::XaFinished { .. } => {}
+            | Progress::XaFinished { .. }
+            | Progress::OnlineChunk { .. } => {}
         }
     }
 
@@ -247,6 +329,10 @@ pub struct Checkpointer {
 pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Checkpointer {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn new(state: Checkpoint, store: Store) -> Checkpointer {
         Checkpointer {
             state,
@@ -401,6 +487,55 @@ impl Store {
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .map_err(|e| io("cannot write the lock file", e))?;
         Ok(StateLock { _file: file })
+    }
+
+    fn requests_dir(&self) -> PathBuf {
+        self.dir.join("requests")
+    }
+
+    /// Records a `tributary snapshot` request for the run to pick up: a file of its own,
+    /// written whole and renamed into place, so it needs no lock and a reader never sees half.
+    pub fn request_snapshot(&self, request: &SnapshotRequest) -> Result<PathBuf> {
+        let dir = self.requests_dir();
+        let io = |what: &str, e| Error::io(format!("{what} in {}", dir.display()), e);
+        std::fs::create_dir_all(&dir).map_err(|e| io("cannot create the requests dir", e))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("{nanos}-{}", std::process::id());
+        let temp = dir.join(format!(".{name}.tmp"));
+        let path = dir.join(format!("{name}.json"));
+        let bytes = serde_json::to_vec(request)
+            .map_err(|e| Error::Definite(format!("cannot serialize the request: {e}")))?;
+        std::fs::write(&temp, bytes).map_err(|e| io("cannot write the request", e))?;
+        std::fs::rename(&temp, &path).map_err(|e| io("cannot write the request", e))?;
+        Ok(path)
+    }
+
+    /// The snapshot requests waiting, oldest first, with their files (removed once the
+    /// checkpoint holds them). A file that does not parse is named and left alone.
+    pub fn snapshot_requests(&self) -> Vec<(PathBuf, SnapshotRequest)> {
+        let Ok(entries) = std::fs::read_dir(self.requests_dir()) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .filter_map(|path| {
+                let parsed = std::fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                if parsed.is_none() {
+                    tracing::warn!(file = %path.display(), "a snapshot request that does not parse is left alone");
+                }
+                parsed.map(|request| (path, request))
+            })
+            .collect()
     }
 
     /// Forgets the checkpoint: the next run starts over.

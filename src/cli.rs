@@ -50,6 +50,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask for an online snapshot: the tables' rows (or those matching --where) are sent again
+    /// while the stream keeps flowing. Records the request and exits; a running `run` picks it
+    /// up, a stopped project does it on its next run.
+    Snapshot {
+        /// The project file.
+        project: PathBuf,
+        /// The tables, as `db.table`; each must be synced by the project.
+        #[arg(required = true)]
+        tables: Vec<String>,
+        /// Only the rows matching this condition (SQL, evaluated by the source).
+        #[arg(long = "where")]
+        condition: Option<String>,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Forget the checkpoint: the next run starts over.
     Reset {
         /// The project file.
@@ -99,6 +114,12 @@ pub async fn run(command: Command) -> Result<()> {
             state_dir,
             json,
         } => status(&project, state_dir.as_deref(), json),
+        Command::Snapshot {
+            project,
+            tables,
+            condition,
+            state_dir,
+        } => request_snapshot(&project, tables, condition, state_dir.as_deref()).await,
         Command::Reset { project, state_dir } => {
             let project = ProjectFile::load(&project)?;
             let store = pipeline::state_store(&project, state_dir.as_deref());
@@ -117,6 +138,68 @@ pub async fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tributary snapshot`: the tables are checked against the plan (each synced by the project)
+/// and the condition against the source (`SELECT … WHERE condition LIMIT 0` on each table), then
+/// the request is left in the state dir for the run.
+async fn request_snapshot(
+    path: &Path,
+    tables: Vec<String>,
+    condition: Option<String>,
+    state_dir: Option<&Path>,
+) -> Result<()> {
+    let plan = load_plan(path).await?;
+    let mut wanted = Vec::new();
+    for name in &tables {
+        let Some(table) = plan
+            .tables
+            .iter()
+            .find(|t| t.qualified().eq_ignore_ascii_case(name))
+        else {
+            let synced: Vec<String> = plan.tables.iter().map(|t| t.qualified()).collect();
+            return Err(Error::Config(format!(
+                "table {name} is not synced by project {}; give tables as db.table, one of: {}",
+                plan.project.project.name.value,
+                synced.join(", ")
+            )));
+        };
+        wanted.push(table);
+    }
+    if let Some(condition) = &condition {
+        let mut conn = source::connect(&plan.project.source).await?;
+        for table in &wanted {
+            let sql = format!(
+                "SELECT 1 FROM `{}`.`{}` WHERE ({condition}) LIMIT 0",
+                table.database.replace('`', "``"),
+                table.table.replace('`', "``")
+            );
+            if let Err(e) = mysql_async::prelude::Queryable::query_drop(&mut conn, &sql).await {
+                return Err(Error::Config(format!(
+                    "--where {condition:?} does not work on {}: {e}; write a condition the \
+                     source accepts in `SELECT … FROM {} WHERE …`",
+                    table.qualified(),
+                    table.qualified()
+                )));
+            }
+        }
+    }
+    let store = pipeline::state_store(&plan.project, state_dir);
+    let request = crate::checkpoint::SnapshotRequest {
+        tables: wanted.iter().map(|t| t.qualified()).collect(),
+        condition,
+    };
+    store.request_snapshot(&request)?;
+    println!(
+        "snapshot requested for {}{}: a running `run` picks it up; otherwise the next run does",
+        request.tables.join(", "),
+        request
+            .condition
+            .as_ref()
+            .map(|c| format!(" (rows where {c})"))
+            .unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Parses the project, reads the source's catalog and plans every table.
@@ -368,6 +451,15 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
             "incremental_changes_per_sec": incremental_rate(&checkpoint).round(),
             "incremental_lag_seconds": incremental_lag(&checkpoint),
             "tables": tables,
+            "online_snapshots": checkpoint.online.iter().map(|s| serde_json::json!({
+                "table": s.table,
+                "reason": s.reason,
+                "condition": s.condition,
+                "chunks_done": s.chunks.iter().filter(|c| c.done).count(),
+                "chunks": s.chunks.len(),
+                "rows_done": s.rows_done(),
+                "rows_estimate": s.rows_estimate,
+            })).collect::<Vec<_>>(),
             "updated_at": checkpoint.updated_at,
         });
         println!("{value}");
@@ -395,6 +487,28 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
             t.chunks.iter().filter(|c| c.done).count(),
             t.chunks.len(),
             if t.is_done() { ", done" } else { "" }
+        );
+    }
+    for s in &checkpoint.online {
+        println!(
+            "  online snapshot of {} ({}{}): {}",
+            s.table,
+            s.reason,
+            s.condition
+                .as_ref()
+                .map(|c| format!(", rows where {c}"))
+                .unwrap_or_default(),
+            if s.planned() {
+                format!(
+                    "{} of ~{} rows, {}/{} chunks",
+                    s.rows_done(),
+                    s.rows_estimate,
+                    s.chunks.iter().filter(|c| c.done).count(),
+                    s.chunks.len()
+                )
+            } else {
+                "waiting".to_string()
+            }
         );
     }
     match (&checkpoint.incremental, &checkpoint.handoff) {

@@ -387,7 +387,7 @@ impl ChunkReader {
             acks: &acks,
             stop: &self.stop,
         };
-        let read = snapshot::read_chunk(conn, table, &self.ranges[t][c], &mut rows).await;
+        let read = snapshot::read_chunk(conn, table, &self.ranges[t][c], None, &mut rows).await;
         let rows = match read {
             Ok(rows) => rows,
             Err(e) => {
@@ -416,14 +416,14 @@ impl ChunkReader {
 }
 
 /// One chunk's rows on their way: built into batches, filtered, handed to the writer.
-struct ChunkRows<'a> {
-    table: &'a TablePlan,
-    builder: &'a mut BatchBuilder,
-    batch_rows: usize,
-    route: &'a mut Route,
-    writer: &'a mut Writer,
-    acks: &'a Arc<Acks>,
-    stop: &'a watch::Receiver<bool>,
+pub(super) struct ChunkRows<'a> {
+    pub table: &'a TablePlan,
+    pub builder: &'a mut BatchBuilder,
+    pub batch_rows: usize,
+    pub route: &'a mut Route,
+    pub writer: &'a mut Writer,
+    pub acks: &'a Arc<Acks>,
+    pub stop: &'a watch::Receiver<bool>,
 }
 
 impl snapshot::RowHandler for ChunkRows<'_> {

@@ -30,6 +30,7 @@ use crate::sink::delivery::{Delivery, Route};
 use crate::source;
 
 mod full;
+mod online;
 mod progress;
 mod retry;
 mod stream;

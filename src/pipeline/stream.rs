@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::online::{self, ChunkSent, Online};
 use super::{database_defaults, live_catalog};
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{self, Checkpointer, Progress};
@@ -103,6 +104,14 @@ pub(super) struct Stream<'a> {
     events: u64,
     /// XA transactions prepared and not yet finished, as read (see `Checkpoint::prepared_xa`).
     prepared_xa: BTreeMap<String, Option<BinlogPosition>>,
+    /// Online snapshots, read between transactions.
+    online: Online,
+    /// Where the stage stands: the end of the last transaction or statement it handled, and
+    /// that one's commit time.
+    position: BinlogPosition,
+    committed: u32,
+    /// Tables DDL brought into a SYNC pattern since the checkpoint last heard of them.
+    picked_up: Vec<String>,
 }
 
 impl<'a> Stream<'a> {
@@ -161,6 +170,31 @@ impl<'a> Stream<'a> {
             });
             checkpoint.save().await?;
         }
+        // A SYNC added to the project may reach a database the history did not cover: its
+        // tables join the history as they are now (their rows come by an online snapshot).
+        if let Some(schemas) = &checkpoint.state().schemas {
+            let known = |t: &crate::plan::TablePlan| {
+                schemas.iter().any(|s| {
+                    s.database.eq_ignore_ascii_case(&t.database)
+                        && s.name.eq_ignore_ascii_case(&t.table)
+                })
+            };
+            if plan.tables.iter().any(|t| !known(t)) {
+                let live = TableSchema::of(&live_catalog(project).await?);
+                let mut schemas = schemas.clone();
+                for table in &plan.tables {
+                    if !known(table)
+                        && let Some(schema) = live
+                            .iter()
+                            .find(|s| s.database == table.database && s.name == table.table)
+                    {
+                        schemas.push(schema.clone());
+                    }
+                }
+                checkpoint.update(|c| c.schemas = Some(schemas));
+                checkpoint.save().await?;
+            }
+        }
         // Decode with the schemas as of the checkpoint (the schema history), not today's.
         let catalog = match &checkpoint.state().schemas {
             Some(schemas) => TableSchema::catalog(schemas),
@@ -180,12 +214,19 @@ impl<'a> Stream<'a> {
             writer: delivery.stream_writer().await?,
             delivery,
             plan,
-            start,
+            start: start.clone(),
             until_caught_up,
             events: 0,
             prepared_xa: checkpoint.state().prepared_xa.clone(),
+            online: Online::new(),
+            position: start.clone(),
+            committed: 0,
+            picked_up: Vec::new(),
         };
         stream.tables = stream.routes(&stream.plan)?;
+        online::compare_with_checkpoint(&stream.plan, checkpoint);
+        online::take_requests(&stream.plan, checkpoint).await?;
+        checkpoint.save().await?;
         Ok(stream)
     }
 
@@ -241,6 +282,16 @@ impl<'a> Stream<'a> {
                     if let Err(e) = self.heartbeat_if_idle(&mut heartbeat, &mut batch).await {
                         break Err(e);
                     }
+                    // A quiet binlog: requested snapshots are taken in, and chunks go back to
+                    // back until a change arrives.
+                    if let Err(e) = online::take_requests(&self.plan, checkpoint).await {
+                        break Err(e);
+                    }
+                    if self.online.has_work(checkpoint.state())
+                        && let Err(e) = self.online_chunk(checkpoint, &mut batch, &mut pending).await
+                    {
+                        break Err(e);
+                    }
                     continue;
                 }
             };
@@ -257,7 +308,12 @@ impl<'a> Stream<'a> {
                     retries = 0;
                     change
                 }
-                Ok(None) => break Ok(()),
+                // Caught up: the online snapshots pending finish first.
+                Ok(None) => {
+                    break self
+                        .finish_online(checkpoint, &mut batch, &mut pending)
+                        .await;
+                }
                 Err(e) if e.kind() == ErrorKind::Transient && retries < MAX_RETRIES => {
                     retries += 1;
                     let backoff = Duration::from_millis(500 << retries.min(5));
@@ -350,6 +406,8 @@ impl<'a> Stream<'a> {
                     xa = Some(XaStep::Finished { xid });
                 }
             }
+            self.position = end.clone();
+            self.committed = read_time;
             let sent = Pending {
                 end,
                 changes: acks.sent(),
@@ -357,6 +415,7 @@ impl<'a> Stream<'a> {
                 schemas,
                 xa,
                 committed: read_time,
+                online: None,
             };
             match &mut batch {
                 Some(batch) => {
@@ -373,6 +432,23 @@ impl<'a> Stream<'a> {
                 break Err(e);
             }
             if let Err(e) = checkpoint.save_due().await {
+                break Err(e);
+            }
+            for name in std::mem::take(&mut self.picked_up) {
+                if let Some(table) = self
+                    .plan
+                    .tables
+                    .iter()
+                    .find(|t| t.qualified().eq_ignore_ascii_case(&name))
+                {
+                    online::picked_up(&self.plan, checkpoint, table);
+                }
+            }
+            if self.online.due(checkpoint.state())
+                && let Err(e) = self
+                    .online_chunk(checkpoint, &mut batch, &mut pending)
+                    .await
+            {
                 break Err(e);
             }
             // The binlog may be busy with other tables while these topics stay quiet.
@@ -652,6 +728,7 @@ impl<'a> Stream<'a> {
         for name in ddl.named.iter().flatten() {
             if !ddl.synced.contains(name) && self.tables.contains_key(name) {
                 tracing::info!(table = %name, "a new table matches a SYNC pattern");
+                self.picked_up.push(name.clone());
                 if sends {
                     self.send_ddl(name, query, meta, acks).await?;
                 }
@@ -735,6 +812,68 @@ impl<'a> Stream<'a> {
             }
         }
         Ok(Some(schemas))
+    }
+
+    /// Reads and sends the next online snapshot chunk, between two source transactions (see
+    /// `online` for why that order is safe); its progress joins the acknowledgement queue at
+    /// the stream's position.
+    async fn online_chunk(
+        &mut self,
+        checkpoint: &mut Checkpointer,
+        batch: &mut Option<KafkaTransaction>,
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        if let Some(batch) = batch.as_mut() {
+            batch.open(&self.writer)?;
+        }
+        let acks = Acks::new();
+        let name = self.online.next_table(checkpoint.state());
+        let route = name
+            .and_then(|n| self.tables.get_mut(&n))
+            .map(|t| &mut t.route);
+        let sent = self
+            .online
+            .step(&self.plan, route, &mut self.writer, checkpoint, &acks)
+            .await?;
+        let Some(sent) = sent else {
+            return Ok(());
+        };
+        let step = Pending {
+            end: self.position.clone(),
+            changes: 0,
+            acks,
+            schemas: None,
+            xa: None,
+            committed: self.committed,
+            online: Some(sent),
+        };
+        match batch {
+            Some(batch) => {
+                batch.members.push(step);
+                if batch.due() {
+                    batch.commit(&self.writer, checkpoint, pending).await?;
+                }
+            }
+            None => pending.push_back(step),
+        }
+        advance(pending, checkpoint, &self.metrics)?;
+        checkpoint.save_due().await
+    }
+
+    /// `--until-caught-up`: the online snapshots waiting (requested ones included) are sent
+    /// before the run ends.
+    async fn finish_online(
+        &mut self,
+        checkpoint: &mut Checkpointer,
+        batch: &mut Option<KafkaTransaction>,
+        pending: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        online::take_requests(&self.plan, checkpoint).await?;
+        while let Some(wait) = self.online.waiting(checkpoint.state()) {
+            tokio::time::sleep(wait).await;
+            self.online_chunk(checkpoint, batch, pending).await?;
+        }
+        Ok(())
     }
 
     /// Sends a DDL statement when the project syncs DDL.
@@ -933,6 +1072,11 @@ impl KafkaTransaction {
                 .iter()
                 .filter_map(|p| p.xa.as_ref().map(|step| step.progress(commit))),
         );
+        progress.extend(
+            self.members
+                .iter()
+                .filter_map(|p| p.online.map(|sent| sent.progress(commit))),
+        );
         if let Err(e) = writer.commit(&progress).await {
             self.members.clear();
             return Err(e);
@@ -964,6 +1108,8 @@ struct Pending {
     committed: u32,
     /// Messages sent for it.
     changes: u64,
+    /// An online snapshot chunk, recorded likewise.
+    online: Option<ChunkSent>,
 }
 
 /// A step of an XA transaction the checkpoint keeps track of.
@@ -1030,6 +1176,9 @@ fn advance(
                 }
                 if let Some(step) = &done.xa {
                     checkpoint.record(step.progress(commit));
+                }
+                if let Some(sent) = done.online {
+                    checkpoint.record(sent.progress(commit));
                 }
             }
         }

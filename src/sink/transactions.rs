@@ -44,6 +44,9 @@ pub fn record(progress: &Progress, project: &str, run: &str) -> Result<(String, 
         Progress::Chunk { table, chunk, .. } => format!("{project}/{run}/chunk/{table}/{chunk}"),
         Progress::Incremental { .. } => format!("{project}/{run}/incremental"),
         Progress::Schemas { .. } => format!("{project}/{run}/schemas"),
+        Progress::OnlineChunk { id, chunk, .. } => {
+            format!("{project}/{run}/online/{id}/{chunk}")
+        }
         // One key per XA transaction: compaction keeps its last step.
         Progress::XaPrepared { xid, .. } | Progress::XaFinished { xid, .. } => {
             format!("{project}/{run}/xa/{xid}")

@@ -379,11 +379,13 @@ pub trait RowHandler {
 }
 
 /// Reads one chunk in a consistent snapshot, handing each row (all table columns, in key order)
-/// to `handler`. Returns the rows read.
+/// to `handler`; with a `condition` (SQL, a re-snapshot's `--where`), only the rows the source
+/// finds matching it. Returns the rows read.
 pub async fn read_chunk<H: RowHandler + Send>(
     conn: &mut Conn,
     table: &TablePlan,
     chunk: &KeyRange,
+    condition: Option<&str>,
     handler: &mut H,
 ) -> Result<u64> {
     let columns = table
@@ -401,6 +403,9 @@ pub async fn read_chunk<H: RowHandler + Send>(
     if let Some(upper) = &chunk.upper {
         conditions.push(key_compare(table, "<="));
         params.extend(upper.iter().map(from_key));
+    }
+    if let Some(condition) = condition {
+        conditions.push(format!("({condition})"));
     }
     let filter = if conditions.is_empty() {
         String::new()

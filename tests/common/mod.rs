@@ -235,6 +235,14 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
         }
     }
 
+    /// Adds statements (SYNCs) to the project file, as a user editing it would.
+    pub fn append(&self, statements: &str) {
+        let mut text = std::fs::read_to_string(&self.file).expect("read project");
+        text.push_str(statements);
+        text.push('\n');
+        std::fs::write(&self.file, text).expect("write project");
+    }
+
     /// `command FILE --state-dir STATE extra...`
     pub fn args(&self, command: &str, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
@@ -257,6 +265,18 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
         let outcome = self.run(&["--until-caught-up"]);
         assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
         outcome
+    }
+
+    /// Pauses a spawned run (SIGTERM, which must exit 0), then runs until caught up.
+    pub fn catch_up_after(&self, run: &mut std::process::Child) -> Outcome {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &run.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let status = run.wait().expect("wait");
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+        self.catch_up()
     }
 
     /// A `run` in the background, to be killed or awaited. Its stderr goes to [`Project::log`].
