@@ -333,3 +333,106 @@ INSERT INTO {db}.busy SELECT seq, 0 FROM {db}.seq_1_to_{rows}"
     }
     assert!(records.iter().filter(|r| r.snapshot).count() >= (rows as usize) * 9 / 10);
 }
+
+#[tokio::test]
+async fn sighup_takes_a_new_sync_into_a_running_project() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, first) = common::new_table(&mut conn, "online_hup", "id INT PRIMARY KEY, v INT").await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db}_more;
+CREATE TABLE {db}_more.added (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO {db}_more.added SELECT seq, 0 FROM {db}.seq_1_to_500"
+        ),
+    )
+    .await;
+    let project = common::Project::new(
+        "online_hup",
+        &common::mariadb_source("online_hup"),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{first}';"),
+    );
+    project.catch_up();
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    // A SYNC in a database the run has not seen before, taken in without a restart.
+    let topic = common::unique("online_hup");
+    project.append(&format!("SYNC TABLE {db}_more.added TO TOPIC '{topic}';"));
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // The checkpoint names the table once the run took the file in.
+    let added = format!("{db}_more.added");
+    while !std::fs::read_to_string(project.checkpoint_path()).is_ok_and(|c| c.contains(&added)) {
+        assert!(std::time::Instant::now() < deadline, "{}", project.log());
+        assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    conn.query_drop(format!("UPDATE {db}_more.added SET v = 9 WHERE id = 7"))
+        .await
+        .unwrap();
+    // The running run sends the rows and the change (it is stopped only to read the topic).
+    let messages = common::consume_all(&topic, 501, Duration::from_secs(60));
+    assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
+    project.catch_up_after(&mut run);
+    let records = records(&messages);
+    let expected = table_state(&mut conn, &format!("{db}_more.added")).await;
+    assert_eq!(versions(&replay(&records)), expected);
+    assert!(records.iter().any(|r| !r.snapshot && r.id == 7));
+}
+
+#[tokio::test]
+async fn an_online_snapshot_with_exactly_once_sends_each_row_once_through_a_kill() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, first) = common::new_table(&mut conn, "online_eo", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.added (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO {db}.added SELECT seq, 0 FROM {db}.seq_1_to_30000"
+        ),
+    )
+    .await;
+    let project = common::Project::new(
+        "online_eo",
+        &common::mariadb_source("online_eo"),
+        "sync = 'schema, full, incremental', topic_partitions = 1, chunk_rows = 500, \
+         exactly_once = true",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{first}';"),
+    );
+    project.catch_up();
+    let topic = common::unique("online_eo");
+    project.append(&format!("SYNC TABLE {db}.added TO TOPIC '{topic}';"));
+    let mut run = project.spawn(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = project.status();
+        if status["online_snapshots"][0]["chunks_done"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 5
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk done: {status}"
+        );
+        assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    project.catch_up();
+    let messages = common::consume_all(&topic, 30000, Duration::from_secs(60));
+    let ids = common::numeric_keys(&messages);
+    let distinct: BTreeSet<u32> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 30000);
+    assert_eq!(ids.len(), 30000, "each row exactly once (read_committed)");
+}

@@ -48,6 +48,9 @@ const COMMIT_IDLE: Duration = Duration::from_millis(5);
 /// ...and under a steady load, once it is this old: larger transactions, fewer commits.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
+/// While changes flow, how often the state dir is looked at for `tributary snapshot` requests.
+const REQUESTS_EVERY: Duration = Duration::from_secs(1);
+
 /// Committed transactions the reader task may decode ahead of the stage.
 const READ_AHEAD: usize = 64;
 
@@ -112,6 +115,8 @@ pub(super) struct Stream<'a> {
     committed: u32,
     /// Tables DDL brought into a SYNC pattern since the checkpoint last heard of them.
     picked_up: Vec<String>,
+    /// When the state dir was last looked at for `tributary snapshot` requests.
+    requests_checked: Instant,
 }
 
 impl<'a> Stream<'a> {
@@ -170,30 +175,11 @@ impl<'a> Stream<'a> {
             });
             checkpoint.save().await?;
         }
-        // A SYNC added to the project may reach a database the history did not cover: its
-        // tables join the history as they are now (their rows come by an online snapshot).
-        if let Some(schemas) = &checkpoint.state().schemas {
-            let known = |t: &crate::plan::TablePlan| {
-                schemas.iter().any(|s| {
-                    s.database.eq_ignore_ascii_case(&t.database)
-                        && s.name.eq_ignore_ascii_case(&t.table)
-                })
-            };
-            if plan.tables.iter().any(|t| !known(t)) {
-                let live = TableSchema::of(&live_catalog(project).await?);
-                let mut schemas = schemas.clone();
-                for table in &plan.tables {
-                    if !known(table)
-                        && let Some(schema) = live
-                            .iter()
-                            .find(|s| s.database == table.database && s.name == table.table)
-                    {
-                        schemas.push(schema.clone());
-                    }
-                }
-                checkpoint.update(|c| c.schemas = Some(schemas));
-                checkpoint.save().await?;
-            }
+        if let Some(schemas) = checkpoint.state().schemas.clone()
+            && let Some(schemas) = with_new_tables(&schemas, plan, project).await?
+        {
+            checkpoint.update(|c| c.schemas = Some(schemas));
+            checkpoint.save().await?;
         }
         // Decode with the schemas as of the checkpoint (the schema history), not today's.
         let catalog = match &checkpoint.state().schemas {
@@ -222,6 +208,7 @@ impl<'a> Stream<'a> {
             position: start.clone(),
             committed: 0,
             picked_up: Vec::new(),
+            requests_checked: Instant::now(),
         };
         stream.tables = stream.routes(&stream.plan)?;
         online::compare_with_checkpoint(&stream.plan, checkpoint);
@@ -248,6 +235,7 @@ impl<'a> Stream<'a> {
         let mut paused = false;
         let mut retries = 0u32;
         let mut heartbeat = Heartbeat::new();
+        let mut hangup = Hangup::new();
         let mut batch = self.writer.exactly_once().then(KafkaTransaction::default);
         let result = loop {
             let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
@@ -258,6 +246,37 @@ impl<'a> Stream<'a> {
                 _ = stop.changed() => {
                     paused = true;
                     break Ok(());
+                }
+                _ = hangup.recv() => {
+                    // Everything sent is acknowledged first: the reader starts again after it,
+                    // passing the rows of the tables the new SYNCs match.
+                    if let Some(batch) = &mut batch
+                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                    {
+                        break Err(e);
+                    }
+                    if let Err(e) = drain(&mut pending, checkpoint, &self.metrics).await {
+                        break Err(e);
+                    }
+                    if !pending.is_empty() {
+                        break Err(Error::Sink(
+                            "Kafka did not acknowledge the last transactions within 30 s of \
+                             SIGHUP; the checkpoint stays before them and a rerun sends them \
+                             again"
+                                .to_string(),
+                        ));
+                    }
+                    match self.reload(checkpoint).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => break Err(e),
+                    }
+                    if let Some(from) = checkpoint.state().incremental.clone() {
+                        reader.stop();
+                        reader = Reader::spawn(&self.plan.project, from.clone(), self.until_caught_up);
+                        self.position = from;
+                    }
+                    continue;
                 }
                 change = reader.next() => change,
                 _ = sleep_until(commit_at), if commit_at.is_some() => {
@@ -442,6 +461,12 @@ impl<'a> Stream<'a> {
                     .find(|t| t.qualified().eq_ignore_ascii_case(&name))
                 {
                     online::picked_up(&self.plan, checkpoint, table);
+                }
+            }
+            if self.requests_checked.elapsed() >= REQUESTS_EVERY {
+                self.requests_checked = Instant::now();
+                if let Err(e) = online::take_requests(&self.plan, checkpoint).await {
+                    break Err(e);
                 }
             }
             if self.online.due(checkpoint.state())
@@ -814,6 +839,45 @@ impl<'a> Stream<'a> {
         Ok(Some(schemas))
     }
 
+    /// SIGHUP: the project file is read again and its SYNC statements apply from the next
+    /// change — a new table gets an online snapshot, a removed one stops. Source, sink and
+    /// project options need a restart. A file that does not load or plan is reported and the
+    /// run goes on as it was (`false`).
+    async fn reload(&mut self, checkpoint: &mut Checkpointer) -> Result<bool> {
+        let path = self.plan.project.path.clone();
+        let mut project = self.plan.project.clone();
+        match ProjectFile::load(&path) {
+            Ok(fresh) => project.syncs = fresh.syncs,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: the project file does not load; the run goes on with the SYNC statements it has");
+                return Ok(false);
+            }
+        }
+        let planned = async {
+            let live = plan::plan(project.clone(), &live_catalog(&project).await?)?;
+            with_new_tables(&self.schemas, &live, &project).await
+        }
+        .await;
+        let schemas = match planned {
+            Ok(schemas) => schemas.unwrap_or_else(|| self.schemas.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP: the project does not plan; the run goes on with the SYNC statements it has");
+                return Ok(false);
+            }
+        };
+        let previous = std::mem::replace(&mut self.plan.project, project);
+        if let Err(e) = self.replan(TableSchema::catalog(&schemas)).await {
+            tracing::warn!(error = %e, "SIGHUP: the project does not plan; the run goes on with the SYNC statements it has");
+            self.plan.project = previous;
+            return Ok(false);
+        }
+        tracing::info!(file = %path.display(), tables = self.plan.tables.len(), "SIGHUP: the project file is read again");
+        online::compare_with_checkpoint(&self.plan, checkpoint);
+        checkpoint.update(|c| c.schemas = Some(schemas));
+        checkpoint.save().await?;
+        Ok(true)
+    }
+
     /// Reads and sends the next online snapshot chunk, between two source transactions (see
     /// `online` for why that order is safe); its progress joins the acknowledgement queue at
     /// the stream's position.
@@ -993,6 +1057,24 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// SIGHUP, where the platform has it.
+struct Hangup(Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    fn new() -> Hangup {
+        Hangup(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok())
+    }
+
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -1196,4 +1278,33 @@ fn synced_tables(project: &ProjectFile) -> binlog::TableFilter {
 /// `db.table` in lower case, as statements name tables.
 fn qualified(table: &TableSchema) -> String {
     format!("{}.{}", table.database, table.name).to_ascii_lowercase()
+}
+
+/// A SYNC added to the project may reach a table the schema history does not hold (a database
+/// it did not cover): such tables join the history as they are now — their rows come by an
+/// online snapshot. `None` when the history holds every table of the live `plan`.
+async fn with_new_tables(
+    schemas: &[TableSchema],
+    plan: &Plan,
+    project: &ProjectFile,
+) -> Result<Option<Vec<TableSchema>>> {
+    let known = |t: &crate::plan::TablePlan| {
+        schemas.iter().any(|s| {
+            s.database.eq_ignore_ascii_case(&t.database) && s.name.eq_ignore_ascii_case(&t.table)
+        })
+    };
+    if plan.tables.iter().all(known) {
+        return Ok(None);
+    }
+    let live = TableSchema::of(&live_catalog(project).await?);
+    let mut schemas = schemas.to_vec();
+    for table in plan.tables.iter().filter(|t| !known(t)) {
+        if let Some(schema) = live
+            .iter()
+            .find(|s| s.database == table.database && s.name == table.table)
+        {
+            schemas.push(schema.clone());
+        }
+    }
+    Ok(Some(schemas))
 }
