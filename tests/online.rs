@@ -72,6 +72,28 @@ fn versions(state: &BTreeMap<u32, Value>) -> BTreeMap<u32, i64> {
         .collect()
 }
 
+/// `kill -9`s `run` once the first online snapshot has `chunks` chunks acknowledged.
+fn kill_after_chunks(project: &common::Project, run: &mut std::process::Child, chunks: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = project.status();
+        let done = status["online_snapshots"][0]["chunks_done"]
+            .as_u64()
+            .unwrap_or(0);
+        if done >= chunks {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk done: {status}"
+        );
+        assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
 #[tokio::test]
 async fn a_table_added_to_a_finished_project_sends_its_rows_then_its_changes() {
     common::require_kafka();
@@ -187,24 +209,7 @@ async fn a_resnapshot_with_where_sends_only_matching_rows_and_resumes_after_a_ki
 
     // kill -9 once some chunks are acknowledged, then finish.
     let mut run = project.spawn(&[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = project.status();
-        let done = status["online_snapshots"][0]["chunks_done"]
-            .as_u64()
-            .unwrap_or(0);
-        if done >= 5 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no chunk done: {status}"
-        );
-        assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    run.kill().unwrap();
-    run.wait().unwrap();
+    kill_after_chunks(&project, &mut run, 5);
     let status = project.status();
     assert_ne!(
         status["online_snapshots"],
@@ -410,29 +415,54 @@ INSERT INTO {db}.added SELECT seq, 0 FROM {db}.seq_1_to_30000"
     let topic = common::unique("online_eo");
     project.append(&format!("SYNC TABLE {db}.added TO TOPIC '{topic}';"));
     let mut run = project.spawn(&[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = project.status();
-        if status["online_snapshots"][0]["chunks_done"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 5
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no chunk done: {status}"
-        );
-        assert!(run.try_wait().unwrap().is_none(), "{}", project.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.kill().unwrap();
-    run.wait().unwrap();
+    kill_after_chunks(&project, &mut run, 5);
     project.catch_up();
     let messages = common::consume_all(&topic, 30000, Duration::from_secs(60));
     let ids = common::numeric_keys(&messages);
     let distinct: BTreeSet<u32> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), 30000);
     assert_eq!(ids.len(), 30000, "each row exactly once (read_committed)");
+}
+
+/// The same on the MySQL flavor (GTID stream), against Dolt.
+#[tokio::test]
+async fn a_table_added_on_the_mysql_flavor_sends_its_rows_then_its_changes() {
+    common::require_kafka();
+    let mut conn = common::dolt().await;
+    let db = common::unique("online_dolt");
+    let values: Vec<String> = (1..=300).map(|i| format!("({i}, 0)")).collect();
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL);
+CREATE TABLE {db}.added (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO {db}.added VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let first = common::unique("online_dolt");
+    let project = common::Project::new(
+        "online_dolt",
+        &common::dolt_source("online_dolt"),
+        "sync = 'schema, full, incremental', topic_partitions = 1, chunk_rows = 100",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{first}';"),
+    );
+    project.catch_up();
+    let topic = common::unique("online_dolt");
+    project.append(&format!("SYNC TABLE {db}.added TO TOPIC '{topic}';"));
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    common::run_sql(
+        &mut conn,
+        &format!("UPDATE {db}.added SET v = 5 WHERE id = 3;\nDELETE FROM {db}.added WHERE id = 4"),
+    )
+    .await;
+    project.catch_up_after(&mut run);
+    let records = records(&common::consume_all(&topic, 300, Duration::from_secs(60)));
+    let expected = table_state(&mut conn, &format!("{db}.added")).await;
+    assert_eq!(expected.len(), 299);
+    assert_eq!(versions(&replay(&records)), expected);
+    assert!(records.iter().filter(|r| r.snapshot).count() >= 299);
 }

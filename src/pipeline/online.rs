@@ -20,9 +20,8 @@
 //! This is the read-only variant of DBLog's watermarks: nothing is written to the source (no
 //! watermark table, no extra privileges), and the low and high watermarks collapse into one,
 //! the stream's position while the chunk is read, because the stream waits for the read. The
-//! price is a pause of one chunk read in the stream's latency per chunk; chunks are interleaved
-//! with the stream (one per `ONLINE_CHUNK_EVERY` while changes flow, back to back while the
-//! binlog is quiet) and sized by `chunk_rows`.
+//! price is a pause of one chunk read in the stream's latency per chunk: online chunks are small
+//! (`ONLINE_CHUNK_ROWS`) and the stream gets at least as much time between them (`MIN_GAP`).
 //!
 //! One caveat holds for MySQL and MariaDB with a local binlog: a transaction is written to the
 //! binlog a moment before the storage engine makes it visible. A transaction read from the
@@ -53,9 +52,15 @@ use crate::sink::delivery::{Route, Writer};
 use crate::sink::kafka::Acks;
 use crate::source::{self, snapshot};
 
-/// While changes flow, at most one chunk this often: the stream's latency pays one chunk read
-/// per interval.
-pub(super) const ONLINE_CHUNK_EVERY: Duration = Duration::from_millis(200);
+/// Online chunks hold at most this many rows (or `chunk_rows`, when smaller): the stream waits
+/// for each read, so a chunk's read time is what it adds to the stream's latency (about 0.1 s
+/// at this size; `scripts/bench online`).
+const ONLINE_CHUNK_ROWS: u64 = 10_000;
+
+/// Between two chunks the stream gets at least as long as the last chunk took (and this long at
+/// least); four times as long when changes keep arriving, so a busy stream keeps most of the
+/// time and a snapshot still finishes.
+const MIN_GAP: Duration = Duration::from_millis(50);
 
 /// After a chunk read failed (the source away), the next attempt waits this long; after
 /// `MAX_FAILURES` in a row the run stops.
@@ -87,7 +92,8 @@ pub(super) struct Online {
     builders: HashMap<String, BatchBuilder>,
     /// Chunks sent and not yet recorded: never read twice in one run.
     in_flight: HashSet<(u64, usize)>,
-    last_chunk: Option<Instant>,
+    /// When the last chunk read ended, and how long it took.
+    last_chunk: Option<(Instant, Duration)>,
     retry_at: Option<Instant>,
     failures: u32,
     /// Chunk reads finish once started (a pause waits for the chunk, bounded by `chunk_rows`).
@@ -123,11 +129,15 @@ impl Online {
         }))
     }
 
-    /// Whether a chunk is due while changes flow.
-    pub fn due(&self, state: &Checkpoint) -> bool {
-        self.last_chunk
-            .is_none_or(|at| at.elapsed() >= ONLINE_CHUNK_EVERY)
-            && self.has_work(state)
+    /// Whether a chunk is due while changes flow; `caught_up`: the reader has nothing more
+    /// decoded right now.
+    pub fn due(&self, state: &Checkpoint, caught_up: bool) -> bool {
+        let rested = self.last_chunk.is_none_or(|(ended, took)| {
+            let gap = took.max(MIN_GAP);
+            let since = ended.elapsed();
+            since >= gap && (caught_up || since >= gap * 4)
+        });
+        rested && self.has_work(state)
     }
 
     /// The table (`db.table`, lower case) whose chunk comes next.
@@ -169,10 +179,11 @@ impl Online {
         let Some((id, chunk)) = self.next(checkpoint.state()) else {
             return Ok(None);
         };
-        self.last_chunk = Some(Instant::now());
+        let started = Instant::now();
         let result = self
             .try_step(plan, route, writer, checkpoint, acks, id, chunk)
             .await;
+        self.last_chunk = Some((Instant::now(), started.elapsed()));
         match result {
             Ok(sent) => {
                 self.failures = 0;
@@ -231,8 +242,9 @@ impl Online {
             }
         };
         let Some(chunk) = chunk else {
+            let chunk_rows = project.project.chunk_rows.min(ONLINE_CHUNK_ROWS);
             let (ranges, rows_estimate) =
-                snapshot::plan_chunks(conn, table, project.project.chunk_rows, || false).await?;
+                snapshot::plan_chunks(conn, table, chunk_rows, || false).await?;
             tracing::info!(table = %snapshot.table, reason = %snapshot.reason, chunks = ranges.len(), "online snapshot starts");
             checkpoint.update(|c| {
                 if let Some(s) = c.online.iter_mut().find(|s| s.id == id) {

@@ -469,7 +469,7 @@ impl<'a> Stream<'a> {
                     break Err(e);
                 }
             }
-            if self.online.due(checkpoint.state())
+            if self.online.due(checkpoint.state(), reader.caught_up())
                 && let Err(e) = self
                     .online_chunk(checkpoint, &mut batch, &mut pending)
                     .await
@@ -1008,6 +1008,11 @@ impl Reader {
             }
         });
         Reader { changes, task }
+    }
+
+    /// Whether nothing decoded waits to be taken.
+    fn caught_up(&self) -> bool {
+        self.changes.is_empty()
     }
 
     /// The next committed transaction or statement; `None` at the end of a non-blocking stream.
