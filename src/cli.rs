@@ -150,6 +150,13 @@ async fn request_snapshot(
     state_dir: Option<&Path>,
 ) -> Result<()> {
     let plan = load_plan(path).await?;
+    if !plan.project.project.sync.incremental {
+        return Err(Error::Config(format!(
+            "project {} does not stream (`sync` has no `incremental`), and online snapshots are \
+             sent by the stream; `tributary reset` and a new run send every table again",
+            plan.project.project.name.value
+        )));
+    }
     let mut wanted = Vec::new();
     for name in &tables {
         let Some(table) = plan
