@@ -1285,25 +1285,27 @@ fn qualified(table: &TableSchema) -> String {
     format!("{}.{}", table.database, table.name).to_ascii_lowercase()
 }
 
-/// A SYNC added to the project may reach a table the schema history does not hold (a database
-/// it did not cover): such tables join the history as they are now — their rows come by an
-/// online snapshot. `None` when the history holds every table of the live `plan`.
+/// A SYNC added to the project may reach a database the schema history does not cover: its
+/// tables join the history as they are now — their rows come by an online snapshot. A table
+/// missing from a database the history covers is left alone: the binlog creates it (or renames
+/// it in) after the history's position, and replaying that DDL gives it its columns. `None` when
+/// nothing is added.
 async fn with_new_tables(
     schemas: &[TableSchema],
     plan: &Plan,
     project: &ProjectFile,
 ) -> Result<Option<Vec<TableSchema>>> {
-    let known = |t: &crate::plan::TablePlan| {
-        schemas.iter().any(|s| {
-            s.database.eq_ignore_ascii_case(&t.database) && s.name.eq_ignore_ascii_case(&t.table)
-        })
+    let covered = |t: &crate::plan::TablePlan| {
+        schemas
+            .iter()
+            .any(|s| s.database.eq_ignore_ascii_case(&t.database))
     };
-    if plan.tables.iter().all(known) {
+    if plan.tables.iter().all(covered) {
         return Ok(None);
     }
     let live = TableSchema::of(&live_catalog(project).await?);
     let mut schemas = schemas.to_vec();
-    for table in plan.tables.iter().filter(|t| !known(t)) {
+    for table in plan.tables.iter().filter(|t| !covered(t)) {
         if let Some(schema) = live
             .iter()
             .find(|s| s.database == table.database && s.name == table.table)
