@@ -119,6 +119,13 @@ pub async fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Reads and parses the project file, and checks the sink's librdkafka properties.
+fn load_project(path: &Path) -> Result<ProjectFile> {
+    let project = ProjectFile::load(path)?;
+    sink::check_properties(&project)?;
+    Ok(project)
+}
+
 /// Parses the project, reads the source's catalog and plans every table.
 ///
 /// Nothing is written before this succeeds, so a source that cannot be reached here (refused,
@@ -127,7 +134,7 @@ pub async fn run(command: Command) -> Result<()> {
 /// through retries. Once a run has written (topics, the checkpoint, rows), the same faults are
 /// retried and end with exit 2.
 pub async fn load_plan(path: &Path) -> Result<Plan> {
-    let project = ProjectFile::load(path)?;
+    let project = load_project(path)?;
     let planned = async move {
         let mut conn = source::connect(&project.source).await?;
         plan_with(&mut conn, project).await
@@ -149,6 +156,7 @@ async fn plan_with(conn: &mut mysql_async::Conn, project: ProjectFile) -> Result
 
 async fn check(path: &Path) -> Result<()> {
     let project = ProjectFile::load(path)?;
+    let properties = sink::check_properties(&project);
     let incremental = project.project.sync.incremental;
     let source_def = project.source.clone();
     let sink_def = project.sink.clone();
@@ -186,7 +194,11 @@ async fn check(path: &Path) -> Result<()> {
                     warnings.clone_from(&p.warnings);
                     plan = Some(p);
                 }
-                Err(e) => items.push(CheckItem::fail("project plan", e.to_string())),
+                Err(e) => items.extend(
+                    e.each()
+                        .into_iter()
+                        .map(|e| CheckItem::fail("project plan", e.to_string())),
+                ),
             }
             items.extend(
                 precheck::check_source(&mut conn, &source_def, plan.as_ref(), incremental).await,
@@ -196,7 +208,13 @@ async fn check(path: &Path) -> Result<()> {
             }
         }
     }
-    items.extend(sink::precheck::check_sink(&sink_def, plan.as_ref()).await);
+    match properties {
+        Ok(()) => items.extend(sink::precheck::check_sink(&sink_def, plan.as_ref()).await),
+        Err(e) => items.push(CheckItem::fail(
+            format!("sink {}: settings", sink_def.name.value),
+            e.to_string(),
+        )),
+    }
 
     for item in &items {
         let mark = if item.passed { "ok  " } else { "FAIL" };

@@ -41,11 +41,8 @@ fn main() {
         return;
     }
     if let Err(error) = result {
-        eprintln!("error: {error}");
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            eprintln!("  caused by: {cause}");
-            source = cause.source();
+        for error in error.each() {
+            eprintln!("error: {}", tributary::error::report(error));
         }
         std::process::exit(error.exit_code());
     }
