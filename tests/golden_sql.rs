@@ -16,8 +16,7 @@ async fn plan_or_error(path: &Path) -> String {
         Err(e) => return format!("error: {e}\n"),
     };
     let mut conn = common::mariadb().await;
-    let databases = tributary::plan::databases_needed(&project);
-    let catalog = tributary::source::catalog::load_catalog(&mut conn, databases.as_deref())
+    let catalog = tributary::source::catalog::load_for_project(&mut conn, &project)
         .await
         .expect("catalog loads");
     match tributary::plan::plan(project, &catalog) {

@@ -8,6 +8,7 @@ use super::query_error;
 use crate::error::Result;
 use crate::plan::charset::Charset;
 use crate::plan::{Catalog, ColumnDef, SqlType, TableDef};
+use crate::project::ProjectFile;
 
 /// Schemas that hold the server's own tables, never synced.
 const SYSTEM_SCHEMAS: &[&str] = &[
@@ -21,6 +22,33 @@ const SYSTEM_SCHEMAS: &[&str] = &[
     "LBACSYS",
     "ORAAUDITOR",
 ];
+
+/// Reads the tables of the databases `project`'s patterns can match. A pattern's database part
+/// is matched against the server's database names first (one cheap query): reading every
+/// database's columns takes seconds on a server with a thousand databases, and `_` — common
+/// in database names — makes a name a pattern.
+pub async fn load_for_project(conn: &mut Conn, project: &ProjectFile) -> Result<Catalog> {
+    let databases = match crate::plan::databases_needed(project) {
+        Some(names) => names,
+        None => {
+            let names: Vec<String> = conn
+                .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+                .await
+                .map_err(query_error("listing the source's databases"))?;
+            names
+                .into_iter()
+                .filter(|name| !SYSTEM_SCHEMAS.contains(&name.as_str()))
+                .filter(|name| {
+                    project
+                        .syncs
+                        .iter()
+                        .any(|s| s.tables.database.matches(name))
+                })
+                .collect()
+        }
+    };
+    load_catalog(conn, Some(&databases)).await
+}
 
 /// Reads the base tables of `databases` (`None`: every non-system database).
 pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Result<Catalog> {
@@ -53,9 +81,12 @@ pub async fn load_catalog(conn: &mut Conn, databases: Option<&[String]>) -> Resu
                  FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
                    ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
                  WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA {schema_filter} \
+                   AND t.TABLE_SCHEMA {schema_filter} \
                  ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
             ),
-            params.clone(),
+            // The filter on both sides: MariaDB does not carry it across the join, and without
+            // it reads every table of every database (15 s with a thousand databases).
+            [params.clone(), params.clone()].concat(),
         )
         .await
         .map_err(query_error(
