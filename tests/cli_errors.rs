@@ -162,3 +162,37 @@ fn a_where_with_a_missing_operand_blames_the_operator_word() {
     );
     assert!(!outcome.stderr.contains("sku"), "{}", outcome.stderr);
 }
+
+#[test]
+fn import_objects_reads_excel_csv_and_locates_bad_rows() {
+    // Excel's byte-order mark and CRLF line ends, a quoted filter with a comma and a quote.
+    let path = file(
+        "objects.csv",
+        b"\xef\xbb\xbfsource database,source table,topic,row filter\r\n\
+          shop,orders,orders,\"status IN ('a', 'b') AND note <> \"\"x\"\"\"\r\n",
+    );
+    let outcome = common::tributary(&["import-objects", path.to_str().unwrap()]);
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stdout
+            .contains("SYNC TABLE `shop`.`orders` TO TOPIC 'orders'\n  WHERE status IN ('a', 'b') AND note <> \"x\"\n;"),
+        "{}",
+        outcome.stdout
+    );
+    let bad = file(
+        "latin1.csv",
+        b"source database,source table,topic\r\nshop,orders,orders\r\nshop,caf\xe9,t\r\n",
+    );
+    let outcome = common::tributary(&["import-objects", bad.to_str().unwrap()]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("{}:3: this row is not UTF-8", bad.display())),
+        "{}",
+        outcome.stderr
+    );
+    let outcome = common::tributary(&["import-objects", "/no/such/objects.csv"]);
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+}
