@@ -192,6 +192,12 @@ pub struct Checkpoint {
     /// Unix seconds when full sync first started, for the rate `status` shows.
     #[serde(default)]
     pub full_started_at: u64,
+    /// Milliseconds full sync and incremental sync have run, over all runs (pauses left out):
+    /// what `status` divides by, so its rates match those a run prints.
+    #[serde(default)]
+    pub full_millis: u64,
+    #[serde(default)]
+    pub incremental_millis: u64,
     pub tables: BTreeMap<String, TableProgress>,
     /// Unix seconds of the last write, for `status`.
     pub updated_at: u64,
@@ -323,6 +329,16 @@ pub struct Checkpointer {
     store: Store,
     saved_at: std::time::Instant,
     dirty: bool,
+    /// The phase whose running time each save brings up to date, since when, and its time
+    /// before this run.
+    clock: Option<(Clock, std::time::Instant, u64)>,
+}
+
+/// A phase whose running time the checkpoint keeps (`full_millis`, `incremental_millis`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Full,
+    Incremental,
 }
 
 /// How often recorded progress is written while it streams in.
@@ -339,6 +355,32 @@ impl Checkpointer {
             store,
             saved_at: std::time::Instant::now(),
             dirty: false,
+            clock: None,
+        }
+    }
+
+    /// From now on, saves count the time `phase` runs.
+    pub fn start_clock(&mut self, phase: Clock) {
+        let before = match phase {
+            Clock::Full => self.state.full_millis,
+            Clock::Incremental => self.state.incremental_millis,
+        };
+        self.clock = Some((phase, std::time::Instant::now(), before));
+    }
+
+    /// The phase ended: its time is final (saved with the next save).
+    pub fn stop_clock(&mut self) {
+        self.tick();
+        self.clock = None;
+    }
+
+    fn tick(&mut self) {
+        if let Some((phase, since, before)) = self.clock {
+            let millis = before + since.elapsed().as_millis() as u64;
+            match phase {
+                Clock::Full => self.state.full_millis = millis,
+                Clock::Incremental => self.state.incremental_millis = millis,
+            }
         }
     }
 
@@ -366,6 +408,7 @@ impl Checkpointer {
 
     /// Writes the checkpoint now.
     pub async fn save(&mut self) -> Result<()> {
+        self.tick();
         let bytes = Store::serialize(&mut self.state)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.write(&bytes))

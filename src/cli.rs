@@ -209,6 +209,13 @@ async fn request_snapshot(
     Ok(())
 }
 
+/// Reads and parses the project file, and checks the sink's librdkafka properties.
+fn load_project(path: &Path) -> Result<ProjectFile> {
+    let project = ProjectFile::load(path)?;
+    sink::check_properties(&project)?;
+    Ok(project)
+}
+
 /// Parses the project, reads the source's catalog and plans every table.
 ///
 /// Nothing is written before this succeeds, so a source that cannot be reached here (refused,
@@ -217,7 +224,7 @@ async fn request_snapshot(
 /// through retries. Once a run has written (topics, the checkpoint, rows), the same faults are
 /// retried and end with exit 2.
 pub async fn load_plan(path: &Path) -> Result<Plan> {
-    let project = ProjectFile::load(path)?;
+    let project = load_project(path)?;
     let planned = async move {
         let mut conn = source::connect(&project.source).await?;
         plan_with(&mut conn, project).await
@@ -278,6 +285,7 @@ async fn read_in_server_zone(
 
 async fn check(path: &Path) -> Result<()> {
     let project = ProjectFile::load(path)?;
+    let properties = sink::check_properties(&project);
     let incremental = project.project.sync.incremental;
     let source_def = project.source.clone();
     let sink_def = project.sink.clone();
@@ -315,7 +323,11 @@ async fn check(path: &Path) -> Result<()> {
                     warnings.clone_from(&p.warnings);
                     plan = Some(p);
                 }
-                Err(e) => items.push(CheckItem::fail("project plan", e.to_string())),
+                Err(e) => items.extend(
+                    e.each()
+                        .into_iter()
+                        .map(|e| CheckItem::fail("project plan", e.to_string())),
+                ),
             }
             items.extend(
                 precheck::check_source(&mut conn, &source_def, plan.as_ref(), incremental).await,
@@ -325,7 +337,13 @@ async fn check(path: &Path) -> Result<()> {
             }
         }
     }
-    items.extend(sink::precheck::check_sink(&sink_def, plan.as_ref()).await);
+    match properties {
+        Ok(()) => items.extend(sink::precheck::check_sink(&sink_def, plan.as_ref()).await),
+        Err(e) => items.push(CheckItem::fail(
+            format!("sink {}: settings", sink_def.name.value),
+            e.to_string(),
+        )),
+    }
 
     for item in &items {
         let mark = if item.passed { "ok  " } else { "FAIL" };
@@ -370,36 +388,61 @@ async fn check_binlog_service(source: &crate::project::SourceDef) -> Vec<CheckIt
     }
 }
 
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The closing lines of `run`: the whole run, then each phase with its own rate (snapshot rows
+/// over the full sync's time, changes over the stream's).
 fn print_summary(summary: &pipeline::RunSummary) {
-    let seconds = summary.elapsed.as_secs_f64().max(0.001);
     let verb = if summary.paused { "paused" } else { "done" };
+    let totals = &summary.totals;
     println!(
-        "run {verb}: {} rows read, {} messages sent ({} bytes) to {} topics from {} tables in \
-         {:.1} s ({:.0} rows/s)",
-        summary.rows_read,
-        summary.messages_sent,
-        summary.bytes_sent,
-        summary.topics,
-        summary.tables,
-        seconds,
-        summary.rows_read as f64 / seconds
+        "run {verb}: {} read, {} sent ({}) to {} from {} in {:.1} s",
+        count(totals.rows_read, "row"),
+        count(totals.messages, "message"),
+        crate::metrics::human_bytes(totals.bytes),
+        count(summary.topics as u64, "topic"),
+        count(summary.tables as u64, "table"),
+        summary.elapsed.as_secs_f64(),
     );
-    if let Some(position) = &summary.position {
+    if let Some(full) = &summary.full {
         println!(
-            "incremental sync: {} changes sent; acknowledged up to {}:{}",
-            summary.events, position.file, position.pos
+            "full sync: {} read, {} sent in {:.1} s ({:.0} rows/s)",
+            count(full.totals.rows_read, "row"),
+            count(full.totals.messages, "message"),
+            full.elapsed.as_secs_f64(),
+            full.rate(full.totals.rows_read),
         );
-    } else if let Some(handoff) = &summary.handoff {
-        println!(
-            "incremental sync starts at {}:{}{}",
-            handoff.file,
-            handoff.pos,
-            handoff
-                .gtid
-                .as_ref()
-                .map(|g| format!(" (GTID {g})"))
-                .unwrap_or_default()
-        );
+    }
+    match (&summary.incremental, &summary.position) {
+        (Some(stream), Some(position)) => println!(
+            "incremental sync: {} sent in {:.1} s ({:.0}/s); acknowledged up to {}:{}",
+            count(stream.totals.messages, "change"),
+            stream.elapsed.as_secs_f64(),
+            stream.rate(stream.totals.messages),
+            position.file,
+            position.pos
+        ),
+        _ => {
+            if let Some(handoff) = &summary.handoff {
+                println!(
+                    "incremental sync starts at {}:{}{}",
+                    handoff.file,
+                    handoff.pos,
+                    handoff
+                        .gtid
+                        .as_ref()
+                        .map(|g| format!(" (GTID {g})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
     }
 }
 
@@ -423,11 +466,7 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
         "done"
     };
     let rows_done: u64 = checkpoint.tables.values().map(|t| t.rows_done()).sum();
-    let elapsed = checkpoint
-        .updated_at
-        .saturating_sub(checkpoint.full_started_at)
-        .max(1);
-    let rate = rows_done as f64 / elapsed as f64;
+    let rate = full_rate(&checkpoint, rows_done);
     if json {
         let tables: serde_json::Map<String, serde_json::Value> = checkpoint
             .tables
@@ -480,7 +519,9 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
         } else {
             "not done"
         },
-        if checkpoint.full_done {
+        if !sync.full {
+            "off"
+        } else if checkpoint.full_done {
             "done"
         } else {
             "not done"
@@ -540,12 +581,29 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Rows per second of full sync's running time (pauses left out), as `run` prints it.
+fn full_rate(checkpoint: &crate::checkpoint::Checkpoint, rows_done: u64) -> f64 {
+    let seconds = match checkpoint.full_millis {
+        // A checkpoint from before the clock: wall time since the start.
+        0 => checkpoint
+            .updated_at
+            .saturating_sub(checkpoint.full_started_at)
+            .max(1) as f64,
+        millis => millis as f64 / 1000.0,
+    };
+    rows_done as f64 / seconds
+}
+
+/// Changes per second of incremental sync's running time (pauses left out).
 fn incremental_rate(checkpoint: &crate::checkpoint::Checkpoint) -> f64 {
-    let seconds = checkpoint
-        .updated_at
-        .saturating_sub(checkpoint.incremental_started_at)
-        .max(1);
-    checkpoint.incremental_changes as f64 / seconds as f64
+    let seconds = match checkpoint.incremental_millis {
+        0 => checkpoint
+            .updated_at
+            .saturating_sub(checkpoint.incremental_started_at)
+            .max(1) as f64,
+        millis => millis as f64 / 1000.0,
+    };
+    checkpoint.incremental_changes as f64 / seconds
 }
 
 /// Seconds from the last acknowledged commit to the checkpoint's last write.

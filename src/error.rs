@@ -62,6 +62,9 @@ pub enum Error {
     /// Kafka did not acknowledge messages after the producer's retries.
     #[error("{0}")]
     Sink(String),
+    /// Several errors of one kind found together (e.g. every missing table), one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<Error>),
     /// Ctrl-C or SIGTERM: the run stopped cleanly at a checkpoint.
     #[error("paused")]
     Paused,
@@ -88,6 +91,7 @@ impl Error {
             Error::Definite(_) | Error::Paused => ErrorKind::Definite,
             Error::Transient(_) => ErrorKind::Transient,
             Error::Sink(_) => ErrorKind::Sink,
+            Error::Several(errors) => errors.first().map_or(ErrorKind::Config, Error::kind),
         }
     }
 
@@ -96,6 +100,23 @@ impl Error {
         match self.kind() {
             ErrorKind::Config | ErrorKind::Precheck => 1,
             ErrorKind::Transient | ErrorKind::Definite | ErrorKind::Sink => 2,
+        }
+    }
+
+    /// One error for `errors`: the error itself when there is one.
+    pub fn several(mut errors: Vec<Error>) -> Self {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            Error::Several(errors)
+        }
+    }
+
+    /// Each error on its own (one for most, every one of [`Error::Several`]).
+    pub fn each(&self) -> Vec<&Error> {
+        match self {
+            Error::Several(errors) => errors.iter().flat_map(Error::each).collect(),
+            other => vec![other],
         }
     }
 
@@ -108,3 +129,51 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes as a person reads them: the error on the first line, then each
+/// cause the text so far does not already say (our messages include their cause, and
+/// librdkafka's errors repeat theirs), so no text is printed twice.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut said = text.clone();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let line = next.to_string();
+        if !line.is_empty() && !said.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+            said.push_str(&line);
+        }
+        cause = next.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_each_cause_once() {
+        let io = Error::io(
+            "cannot write the checkpoint",
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"),
+        );
+        assert_eq!(
+            report(&io),
+            "cannot write the checkpoint: No space left on device"
+        );
+        let kafka = Error::Kafka {
+            context: "sink `k`: cannot create the producer".into(),
+            source: rdkafka::error::KafkaError::ClientCreation("bad setting".into()),
+        };
+        let text = report(&kafka);
+        assert_eq!(text.matches("bad setting").count(), 1, "{text}");
+        // A cause that adds something is kept.
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let outer = Outer(std::io::Error::other("inner detail"));
+        assert_eq!(report(&outer), "outer\n  caused by: inner detail");
+    }
+}

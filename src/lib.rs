@@ -27,6 +27,7 @@ pub mod batch;
 pub mod check;
 pub mod checkpoint;
 pub mod cli;
+pub mod display;
 pub mod encode;
 pub mod error;
 pub mod metrics;

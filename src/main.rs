@@ -2,7 +2,6 @@
 //! (design.md §2): 0 success, 1 project or precheck error, 2 runtime failure.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// Decoding rows allocates a buffer per value; mimalloc keeps that cheap on every thread.
 #[global_allocator]
@@ -14,16 +13,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     #[command(subcommand)]
     command: tributary::cli::Command,
+    /// How log lines on stderr are written: `text`, or `json` (one object per line, for log
+    /// collectors). Progress bars appear only with text on a terminal.
+    #[arg(long, global = true, value_enum, default_value_t, ignore_case = true)]
+    log_format: tributary::display::LogFormat,
 }
 
 fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tributary::display::init(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,11 +39,8 @@ fn main() {
         return;
     }
     if let Err(error) = result {
-        eprintln!("error: {error}");
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            eprintln!("  caused by: {cause}");
-            source = cause.source();
+        for error in error.each() {
+            eprintln!("error: {}", tributary::error::report(error));
         }
         std::process::exit(error.exit_code());
     }

@@ -109,6 +109,46 @@ async fn missing_table_fails_naming_it() {
 }
 
 #[tokio::test]
+async fn every_missing_table_and_a_rejected_kafka_property_are_listed() {
+    let _guard = prepare().await;
+    let project = variant(
+        "missing_tables",
+        &[
+            (
+                "SYNC TABLE shop.orders TO TOPIC 'shop.orders'",
+                "SYNC TABLE shop.no_such_orders TO TOPIC 'shop.orders';\n\
+                 SYNC TABLE shop.no_such_items TO TOPIC 'shop.items'",
+            ),
+            (
+                "'bootstrap.servers' = '127.0.0.1:9092'",
+                "'bootstrap.servers' = '127.0.0.1:9092',\n  'linger.ms' = 'soon'",
+            ),
+        ],
+    );
+    let outcome = check(&project);
+    assert_eq!(outcome.code, 1, "{}{}", outcome.stdout, outcome.stderr);
+    for table in ["shop.no_such_orders", "shop.no_such_items"] {
+        assert!(
+            outcome.stdout.contains(&format!(
+                "table `{table}` does not exist on source `shop_db`"
+            )),
+            "{table} is not listed:\n{}",
+            outcome.stdout
+        );
+    }
+    // The property is located at its line: the 15th of the file, where the key starts.
+    assert!(
+        outcome.stdout.contains(&format!(
+            "FAIL sink kafka: settings: {}:15:3: librdkafka rejects 'linger.ms' = 'soon'",
+            project.display()
+        )),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stderr.contains("3 of"), "{}", outcome.stderr);
+}
+
+#[tokio::test]
 async fn wrong_password_fails_naming_the_credentials() {
     let _guard = prepare().await;
     let project = variant("wrong_password", &[("password = ''", "password = 'wrong'")]);

@@ -128,8 +128,9 @@ INSERT INTO {db}.t VALUES (4, 'four', 4.00, NULL, 8, 1, 2.5, NULL, 'after')"
     .await;
     let written = executed(&mut conn).await;
     let outcome = project.catch_up();
+    // 4 row changes and the DDL message: the messages sent.
     assert!(
-        outcome.stdout.contains("4 changes sent"),
+        outcome.stdout.contains("5 changes sent"),
         "{}",
         outcome.stdout
     );

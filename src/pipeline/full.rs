@@ -5,7 +5,7 @@
 //! checkpoint record it (see `checkpoint` for why this loses nothing).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+
 use std::sync::{Arc, Mutex};
 
 use mysql_async::{Conn, Value};
@@ -130,6 +130,21 @@ impl FullSync<'_> {
                 metrics: self.metrics.table(&plan.qualified()),
             })
             .collect();
+        let chunk_gauges = |checkpoint: &Checkpointer, t: usize| {
+            if let Some(progress) = checkpoint.state().tables.get(&self.tables[t].qualified()) {
+                let done = progress.chunks.iter().filter(|c| c.done).count();
+                watched[t].metrics.chunks(done, progress.chunks.len());
+            }
+        };
+        for t in 0..self.tables.len() {
+            chunk_gauges(checkpoint, t);
+        }
+        self.metrics.full_rows_estimate(
+            self.tables
+                .iter()
+                .filter_map(|t| state_estimate(checkpoint, t))
+                .sum(),
+        );
         let mut progress = Progress::new(&watched, checkpoint.state());
         let mut ticker = tokio::time::interval(progress.interval());
         let recorded = loop {
@@ -141,7 +156,7 @@ impl FullSync<'_> {
                         chunk: done.chunk,
                         rows: done.rows,
                     });
-                    self.metrics.chunks_done.fetch_add(1, Ordering::Relaxed);
+                    chunk_gauges(checkpoint, done.table);
                     if let Err(e) = checkpoint.save_due().await {
                         break Err(e);
                     }
@@ -179,7 +194,11 @@ impl FullSync<'_> {
             });
         }
         checkpoint.save().await?;
-        progress.finish(&watched, checkpoint.state());
+        progress.finish(
+            &watched,
+            checkpoint.state(),
+            failure.is_some() || *self.stop.borrow(),
+        );
         if let Some(error) = failure {
             return Err(error);
         }
@@ -259,6 +278,15 @@ impl FullSync<'_> {
     }
 }
 
+/// The row estimate of a table's planned chunks.
+fn state_estimate(checkpoint: &Checkpointer, table: &TablePlan) -> Option<u64> {
+    checkpoint
+        .state()
+        .tables
+        .get(&table.qualified())
+        .map(|p| p.rows_estimate)
+}
+
 /// One of the `full_concurrency` readers: takes chunks from the queue until it is empty.
 struct ChunkReader {
     project: ProjectFile,
@@ -319,7 +347,10 @@ impl ChunkReader {
                     snapshot::describe_range(&self.tables[t], &self.ranges[t][c]),
                 );
                 match backoff.wait(&error, &what, &mut stop).await? {
-                    true => continue,
+                    true => {
+                        self.metrics.error(crate::error::ErrorKind::Transient);
+                        continue;
+                    }
                     false => {
                         return Err(backoff.give_up(
                             error,

@@ -11,17 +11,15 @@
 //!                                                                     commits with the messages)
 //! ```
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::checkpoint::{self, Checkpoint, Checkpointer, Store};
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RunPhase, Totals};
 use crate::plan::{Plan, TablePlan};
 use crate::position::BinlogPosition;
 use crate::project::{Partitioning, ProjectFile};
@@ -72,19 +70,40 @@ impl Pause {
 /// What a run did, for the closing summary.
 #[derive(Debug, Default)]
 pub struct RunSummary {
+    /// Tables synced, those picked up mid-stream included.
     pub tables: usize,
     pub topics: usize,
-    pub rows_read: u64,
-    pub messages_sent: u64,
-    pub bytes_sent: u64,
+    /// The whole run: rows read, messages and bytes sent.
+    pub totals: Totals,
     pub elapsed: Duration,
     pub paused: bool,
+    /// Full sync, when this run did some.
+    pub full: Option<PhaseSummary>,
+    /// Incremental sync, when this run streamed.
+    pub incremental: Option<PhaseSummary>,
     /// Where incremental sync starts (or would start).
     pub handoff: Option<BinlogPosition>,
-    /// Row changes incremental sync sent.
-    pub events: u64,
     /// Where incremental sync stopped (acknowledged).
     pub position: Option<BinlogPosition>,
+}
+
+/// What one phase of a run did, and how long it ran: its rates are its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseSummary {
+    pub totals: Totals,
+    pub elapsed: Duration,
+}
+
+impl PhaseSummary {
+    /// `count` per second of this phase, 0 when it took no measurable time.
+    pub fn rate(&self, count: u64) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds < 0.001 {
+            0.0
+        } else {
+            count as f64 / seconds
+        }
+    }
 }
 
 pub fn state_store(project: &ProjectFile, state_dir: Option<&std::path::Path>) -> Store {
@@ -134,16 +153,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         });
         checkpoint.save().await?;
     }
-    let mut summary = RunSummary {
-        tables: plan.tables.len(),
-        topics: plan
-            .tables
-            .iter()
-            .map(|t| t.topic.as_str())
-            .collect::<BTreeSet<_>>()
-            .len(),
-        ..RunSummary::default()
-    };
+    let mut summary = RunSummary::default();
 
     let stop_tx = Arc::clone(&pause.sender);
     let mut stop = stop_tx.subscribe();
@@ -153,6 +163,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     }
     let result = async {
         if project.project.sync.full && !checkpoint.state().full_done {
+            metrics.set_phase(RunPhase::Full);
             let full = full::FullSync {
                 project,
                 tables: &plan.tables,
@@ -162,10 +173,19 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
                 stop: stop.clone(),
                 stop_all: Arc::clone(&stop_tx),
             };
-            summary.paused = full.run(&mut checkpoint).await?;
+            let (before, began) = (metrics.totals(), Instant::now());
+            checkpoint.start_clock(checkpoint::Clock::Full);
+            let paused = full.run(&mut checkpoint).await;
+            checkpoint.stop_clock();
+            summary.full = Some(PhaseSummary {
+                totals: metrics.totals() - before,
+                elapsed: began.elapsed(),
+            });
+            summary.paused = paused?;
         }
         summary.handoff = checkpoint.state().handoff.clone();
         if !summary.paused && project.project.sync.incremental {
+            metrics.set_phase(RunPhase::Incremental);
             let stream = stream::Stream::start(
                 &plan,
                 &topics,
@@ -175,24 +195,28 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
                 options.until_caught_up,
             )
             .await?;
-            let outcome = stream.run(&mut checkpoint, stop.clone()).await?;
-            summary.paused = outcome.paused;
-            summary.events = outcome.events;
+            let (before, began) = (metrics.totals(), Instant::now());
+            checkpoint.start_clock(checkpoint::Clock::Incremental);
+            let outcome = stream.run(&mut checkpoint, stop.clone()).await;
+            checkpoint.stop_clock();
+            summary.incremental = Some(PhaseSummary {
+                totals: metrics.totals() - before,
+                elapsed: began.elapsed(),
+            });
+            summary.paused = outcome?.paused;
             summary.position = checkpoint.state().incremental.clone();
         }
         Ok::<(), Error>(())
     }
     .await;
-    if result.is_err() {
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = &result {
+        metrics.error(e.kind());
     }
     result?;
-    let totals = |read: fn(&crate::metrics::TableMetrics) -> u64| -> u64 {
-        metrics.tables.values().map(|t| read(t)).sum()
-    };
-    summary.rows_read = totals(|t| t.rows_read.load(Ordering::Relaxed));
-    summary.messages_sent = totals(|t| t.messages_sent.load(Ordering::Relaxed));
-    summary.bytes_sent = totals(|t| t.bytes_sent.load(Ordering::Relaxed));
+    metrics.set_phase(RunPhase::Done);
+    summary.totals = metrics.totals();
+    summary.tables = metrics.table_count();
+    summary.topics = metrics.topic_count();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -13,12 +13,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
 use super::online::{self, ChunkSent, Online};
+use super::progress::StreamProgress;
 use super::{database_defaults, live_catalog};
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{self, Checkpointer, Progress};
@@ -56,7 +57,6 @@ const READ_AHEAD: usize = 64;
 
 pub(super) struct Outcome {
     pub paused: bool,
-    pub events: u64,
 }
 
 /// A synced table during incremental sync.
@@ -237,7 +237,9 @@ impl<'a> Stream<'a> {
         let mut heartbeat = Heartbeat::new();
         let mut hangup = Hangup::new();
         let mut batch = self.writer.exactly_once().then(KafkaTransaction::default);
+        let mut progress = StreamProgress::new(&self.metrics, &self.start);
         let result = loop {
+            progress.tick(&self.metrics, checkpoint.state().incremental.as_ref());
             let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
             // In this order: a pause first, then the binlog, and only when it has nothing ready
             // the timers (commit, save, heartbeat).
@@ -294,6 +296,10 @@ impl<'a> Stream<'a> {
                 _ = tokio::time::sleep(checkpoint::SAVE_EVERY) => {
                     if let Err(e) = advance(&mut pending, checkpoint, &self.metrics) {
                         break Err(e);
+                    }
+                    if pending.is_empty() && batch.as_ref().is_none_or(|b| b.opened.is_none()) {
+                        // Nothing read for a while and nothing unacknowledged: caught up.
+                        self.metrics.caught_up();
                     }
                     if let Err(e) = checkpoint.save().await {
                         break Err(e);
@@ -368,7 +374,8 @@ impl<'a> Stream<'a> {
                     }
                     self.prepared_xa = checkpoint.state().prepared_xa.clone();
                     reader = Reader::spawn(&project, from, self.until_caught_up);
-                    self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.reconnected();
+                    self.metrics.error(ErrorKind::Transient);
                     continue;
                 }
                 Err(e) => break Err(e),
@@ -495,6 +502,7 @@ impl<'a> Stream<'a> {
         // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
         let drained = drain(&mut pending, checkpoint, &self.metrics).await;
         checkpoint.save().await?;
+        progress.finish(&self.metrics, checkpoint.state().incremental.as_ref());
         drained?;
         result?;
         if !pending.is_empty() {
@@ -504,10 +512,7 @@ impl<'a> Stream<'a> {
                     .to_string(),
             ));
         }
-        Ok(Outcome {
-            paused,
-            events: self.events,
-        })
+        Ok(Outcome { paused })
     }
 
     /// The routes of the plan's tables, by `db.table` in lower case.
@@ -1245,10 +1250,7 @@ fn advance(
                 let Some(done) = pending.pop_front() else {
                     break;
                 };
-                metrics.lag_seconds.store(
-                    checkpoint::unix_now().saturating_sub(u64::from(done.committed)),
-                    Ordering::Relaxed,
-                );
+                metrics.acknowledged(u64::from(done.committed));
                 // With exactly_once the commit already counted; the position is the same.
                 let commit = 0;
                 let changes = checkpoint.state().incremental_changes + done.changes;

@@ -127,13 +127,13 @@ pub fn compile_filter(
         &expr,
     )?;
     let fail = |e: datafusion_common::DataFusionError| {
-        let message = e.strip_backtrace();
-        let message = message
-            .trim_start_matches("Error during planning: ")
-            .trim_start_matches("This feature is not implemented: ");
+        // DataFusion's words (Int64, Utf8, coerce) are not the user's: said in theirs, and
+        // DataFusion's at debug level for a bug report.
+        tracing::debug!(error = %e.strip_backtrace(), "a row filter does not type-check");
         format!(
-            "the WHERE of {name} does not type-check: {}",
-            message.split_whitespace().collect::<Vec<_>>().join(" ")
+            "the WHERE of {name} does not type-check: it mixes values tributary cannot compare \
+             or combine (numbers, text, dates and times); rewrite `{text}` with values of one \
+             kind, or CAST() one side"
         )
     };
     let mut coercion = TypeCoercionRewriter::new(&df_schema);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::project::{Format, NamePattern, Partitioning, Pos, ProjectFile, SyncDef, TablePattern};
 pub use expr::CompiledFilter;
 pub use types::SqlType;
@@ -144,6 +144,7 @@ pub fn plan(project: ProjectFile, catalog: &Catalog) -> Result<Plan> {
     let mut tables: Vec<TablePlan> = Vec::new();
     let mut warnings = Vec::new();
     let mut owners: Vec<(String, usize)> = Vec::new();
+    let mut missing = Vec::new();
     for sync in &project.syncs {
         let matched: Vec<&TableDef> = catalog
             .tables
@@ -158,13 +159,19 @@ pub fn plan(project: ProjectFile, catalog: &Catalog) -> Result<Plan> {
                 project.source.name.value
             );
             if is_wildcard(&sync.tables) {
+                let later = if project.project.sync.incremental {
+                    "tables created later that match it are picked up by incremental sync"
+                } else {
+                    "it syncs nothing (this project has no incremental sync to pick up tables \
+                     created later); check the pattern"
+                };
                 warnings.push(format!(
-                    "{}: {message}; tables created later that match it are picked up by \
-                     incremental sync",
+                    "{}: {message}; {later}",
                     location(&project, sync.pos)
                 ));
             } else {
-                return Err(project.error_at(
+                // Every missing table is listed, not only the first.
+                missing.push(project.error_at(
                     sync.tables.pos,
                     format!(
                         "table `{}` does not exist on source `{}` (or the user cannot see it); \
@@ -193,6 +200,9 @@ pub fn plan(project: ProjectFile, catalog: &Catalog) -> Result<Plan> {
             warnings.extend(warning);
             tables.push(plan);
         }
+    }
+    if !missing.is_empty() {
+        return Err(Error::several(missing));
     }
     Ok(Plan {
         project,

@@ -23,19 +23,15 @@ const FILTER: &[&str] = &["行过滤条件", "row filter", "row filter condition
 
 /// Reads an objects CSV and returns the equivalent `SYNC` statements, one per row.
 pub fn import_objects(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot read objects file {} (check the path)",
-                path.display()
-            ),
-            e,
-        )
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read objects file {}: {e}; check the path",
+            path.display()
+        ))
     })?;
     let file = path.display().to_string();
     let located = |line: usize, message: String| Error::Config(format!("{file}:{line}: {message}"));
-    let rows =
-        parse_csv(text.trim_start_matches('\u{feff}')).map_err(|(line, m)| located(line, m))?;
+    let rows = parse_csv(&bytes).map_err(|(line, m)| located(line, m))?;
     let Some((_, header)) = rows.first() else {
         return Err(located(
             1,
@@ -137,57 +133,49 @@ fn name_list(cell: &str) -> String {
         .join(", ")
 }
 
-/// RFC 4180 CSV: quoted cells may hold commas, newlines and doubled quotes. Returns each record
-/// with the line it starts on.
 /// CSV records, each with the line it starts on; an error has its line too.
 type Records = Vec<(usize, Vec<String>)>;
 
-fn parse_csv(text: &str) -> std::result::Result<Records, (usize, String)> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut cell = String::new();
-    let mut line = 1;
-    let mut row_line = 1;
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    cell.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    cell.push(c);
-                }
-                _ => cell.push(c),
-            }
-            continue;
+/// RFC 4180 CSV (the `csv` crate): quoted cells may hold commas, newlines and doubled quotes;
+/// rows may have fewer cells than the header (OMS's template leaves trailing ones out); a UTF-8
+/// byte-order mark (Excel writes one) is skipped.
+fn parse_csv(bytes: &[u8]) -> std::result::Result<Records, (usize, String)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    // Lines from byte offsets: the reader's own line count misses CRLF line ends.
+    let line_at = |position: Option<&csv::Position>| {
+        let mut end = position.map_or(0, |p| (p.byte() as usize).min(bytes.len()));
+        // After a CRLF the record starts at its `\n`.
+        if bytes.get(end) == Some(&b'\n') {
+            end += 1;
         }
-        match c {
-            '"' if cell.trim().is_empty() => {
-                cell.clear();
-                quoted = true;
-            }
-            ',' => row.push(std::mem::take(&mut cell)),
-            '\r' => {}
-            '\n' => {
-                row.push(std::mem::take(&mut cell));
-                rows.push((row_line, std::mem::take(&mut row)));
-                line += 1;
-                row_line = line;
-            }
-            _ => cell.push(c),
-        }
+        bytes[..end].iter().filter(|b| **b == b'\n').count() + 1
+    };
+    let mut rows: Records = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = line_at(e.position());
+            let message = match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => {
+                    "this row is not UTF-8 text; save the file as UTF-8".to_string()
+                }
+                _ => format!("this row is not valid CSV: {e}"),
+            };
+            (line, message)
+        })?;
+        let line = line_at(record.position());
+        rows.push((line, record.iter().map(str::to_string).collect()));
     }
-    if quoted {
-        return Err((row_line, "a quoted cell is not closed".to_string()));
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        row.push(cell);
-        rows.push((row_line, row));
+    // The csv crate reads an unclosed quote to the end of the file as one cell: a cell that
+    // swallowed the rest of the file is said to be open.
+    if let Some((line, row)) = rows.last()
+        && row.last().is_some_and(|cell| cell.contains('\n'))
+        && bytes.iter().filter(|b| **b == b'"').count() % 2 == 1
+    {
+        return Err((*line, "a quoted cell is not closed".to_string()));
     }
     Ok(rows)
 }
@@ -198,13 +186,20 @@ mod tests {
 
     #[test]
     fn csv_cells_may_hold_quotes_commas_and_newlines() {
-        let rows = parse_csv("a,b\n\"x, y\",\"say \"\"hi\"\"\nthere\"\nlast,\n").unwrap();
+        let rows = parse_csv(b"a,b\n\"x, y\",\"say \"\"hi\"\"\nthere\"\nlast,\n").unwrap();
         assert_eq!(rows[0], (1, vec!["a".to_string(), "b".to_string()]));
         assert_eq!(
             rows[1],
             (2, vec!["x, y".to_string(), "say \"hi\"\nthere".to_string()])
         );
         assert_eq!(rows[2], (4, vec!["last".to_string(), String::new()]));
-        assert!(parse_csv("\"open").is_err());
+        assert!(parse_csv(b"a\n\"open,x\n").is_err());
+        // Excel's BOM, CRLF line ends and a short row.
+        let rows = parse_csv(b"\xEF\xBB\xBFdb,table,topic\r\nshop,orders\r\n").unwrap();
+        assert_eq!(rows[0].1[0], "db");
+        assert_eq!(rows[1], (2, vec!["shop".to_string(), "orders".to_string()]));
+        let (line, message) = parse_csv(b"db\nok\ncaf\xE9\n").unwrap_err();
+        assert_eq!(line, 3, "{message}");
+        assert!(message.contains("not UTF-8"), "{message}");
     }
 }

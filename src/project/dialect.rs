@@ -16,6 +16,24 @@ use datafusion_sql::sqlparser::keywords::Keyword;
 use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::Token;
 
+/// Words that join operands and so never start one (MOD does: `MOD(a, b)`).
+const OPERATOR_WORDS: &[Keyword] = &[
+    Keyword::AND,
+    Keyword::OR,
+    Keyword::XOR,
+    Keyword::IS,
+    Keyword::IN,
+    Keyword::BETWEEN,
+    Keyword::LIKE,
+    Keyword::REGEXP,
+    Keyword::RLIKE,
+    Keyword::DIV,
+    Keyword::THEN,
+    Keyword::ELSE,
+    Keyword::END,
+    Keyword::WHEN,
+];
+
 /// MySQL, as row filters read it.
 #[derive(Debug, Default)]
 pub struct FilterDialect;
@@ -97,6 +115,19 @@ impl Dialect for FilterDialect {
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        // sqlparser would read `qty > AND sku = 'x'` as `qty > "AND"`, an identifier, and then
+        // blame `sku`: where an operand belongs, an operator word means the operand is missing.
+        let next = parser.peek_token();
+        if let Token::Word(w) = &next.token
+            && w.quote_style.is_none()
+            && OPERATOR_WORDS.contains(&w.keyword)
+        {
+            let at = next.span.start;
+            return Some(Err(ParserError::ParserError(format!(
+                "an operand is missing before `{}` at Line: {}, Column: {}",
+                w.value, at.line, at.column
+            ))));
+        }
         if !parser.parse_keyword(Keyword::BINARY) {
             return None;
         }

@@ -89,20 +89,33 @@ impl ProjectFile {
         })
     }
 
-    /// Reads and parses a project file.
+    /// Reads and parses a project file. A file that cannot be read, is binary or is not UTF-8
+    /// is a project error (exit 1, nothing was written); a UTF-8 byte-order mark is skipped.
     pub fn load(path: &Path) -> Result<ProjectFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot read project file {} (check the path)",
-                    path.display()
-                ),
-                e,
-            )
+        let bytes = std::fs::read(path).map_err(|e| {
+            let what = match e.kind() {
+                std::io::ErrorKind::NotFound => "does not exist; check the path".to_string(),
+                std::io::ErrorKind::PermissionDenied => {
+                    "cannot be read: permission denied; check its permissions".to_string()
+                }
+                std::io::ErrorKind::IsADirectory => {
+                    "is a directory; name the project's .sql file".to_string()
+                }
+                _ => format!("cannot be read: {e}"),
+            };
+            Error::Config(format!("project file {} {what}", path.display()))
         })?;
-        parse_project(path, &text)
+        let text = project_text(&bytes).map_err(|(pos, problem)| match pos {
+            Some(pos) => Error::Project {
+                file: path.to_path_buf(),
+                line: pos.line,
+                column: pos.column,
+                message: problem,
+            },
+            None => Error::Config(format!("project file {} {problem}", path.display())),
+        })?;
+        parse_project(path, text)
     }
-
     /// An error located in this file.
     pub fn error_at(&self, pos: Pos, message: impl Into<String>) -> Error {
         Error::Project {
@@ -112,6 +125,42 @@ impl ProjectFile {
             message: message.into(),
         }
     }
+}
+
+/// A project file's bytes as text: UTF-8, without a byte-order mark (editors on Windows add
+/// one). The error says what the file is instead, and where the first bad byte is.
+fn project_text(bytes: &[u8]) -> std::result::Result<&str, (Option<Pos>, String)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err((None, "is UTF-16 text; save it as UTF-8".to_string()));
+    }
+    // Text files hold no NUL byte: this is an executable, an archive, an image...
+    if bytes.contains(&0) {
+        return Err((
+            None,
+            "is a binary file, not a project file; name the project's .sql file".to_string(),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        // Columns count characters, as in every other message.
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        let pos = Pos {
+            line: line as u64,
+            column: column as u64,
+        };
+        let message = format!(
+            "byte 0x{:02X} is not UTF-8; project files are UTF-8 text: save the file as UTF-8 \
+             (e.g. `iconv -f latin1 -t utf-8`)",
+            bytes[e.valid_up_to()]
+        );
+        (Some(pos), message)
+    })
 }
 
 /// Which server a source is; decides the SQL dialect of the catalog and the binlog flavor.
@@ -314,6 +363,35 @@ impl SyncDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_text_skips_a_bom_and_names_what_is_not_text() {
+        assert_eq!(project_text(b"\xEF\xBB\xBFCREATE"), Ok("CREATE"));
+        assert_eq!(project_text(b"CREATE"), Ok("CREATE"));
+        let (_, binary) = project_text(b"\x7FELF\x02\x01\x00\x00").unwrap_err();
+        assert!(binary.contains("binary file"), "{binary}");
+        let (at, latin1) = project_text(
+            "-- é\nhost = 'caf\u{e9}"
+                .as_bytes()
+                .iter()
+                .copied()
+                .chain([0xE9])
+                .collect::<Vec<u8>>()
+                .leak(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            at,
+            Some(Pos {
+                line: 2,
+                column: 13
+            }),
+            "{latin1}"
+        );
+        assert!(latin1.contains("byte 0xE9 is not UTF-8"), "{latin1}");
+        let (_, utf16) = project_text(b"\xFF\xFEC\x00").unwrap_err();
+        assert!(utf16.contains("UTF-16"), "{utf16}");
+    }
 
     #[test]
     fn like_patterns_match_as_sql_like() {

@@ -65,13 +65,14 @@ fn parse(text: &str) -> Parsed<Parts> {
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
         .map_err(|e| {
-            Located::new(
-                Pos {
-                    line: e.location.line,
-                    column: e.location.column,
-                },
-                e.message,
-            )
+            let at = Pos {
+                line: e.location.line,
+                column: e.location.column,
+            };
+            if e.message.starts_with("Unterminated string") {
+                return unterminated_string(text, at);
+            }
+            Located::new(at, e.message)
         })?;
 
     let mut parts = Parts {
@@ -96,6 +97,71 @@ fn parse(text: &str) -> Parsed<Parts> {
         ));
     }
     Ok(parts)
+}
+
+/// Where a string that never ends really opens. Quotes pair up from the top of the file, so the
+/// tokenizer blames the last quote of the file when an earlier one lacks its partner; the
+/// first string that runs over a line break is where the partner is missing (a project's
+/// strings fit on a line), else the tokenizer's own place is right.
+fn unterminated_string(text: &str, reported: Pos) -> Located {
+    let mut pos = Pos { line: 1, column: 1 };
+    let mut chars = text.chars().peekable();
+    // The quote of the string being read and where it opened.
+    let mut open: Option<(char, Pos)> = None;
+    let mut comment = false;
+    let mut block = false;
+    while let Some(c) = chars.next() {
+        let here = pos;
+        if c == '\n' {
+            pos.line += 1;
+            pos.column = 1;
+        } else {
+            pos.column += 1;
+        }
+        match open {
+            Some((quote, start)) => {
+                // A backslash escape or a doubled quote: the next character is the string's.
+                if c == '\\' || (c == quote && chars.peek() == Some(&quote)) {
+                    if chars.next() == Some('\n') {
+                        pos.line += 1;
+                        pos.column = 1;
+                    } else {
+                        pos.column += 1;
+                    }
+                } else if c == quote {
+                    open = None;
+                } else if c == '\n' && quote != '`' {
+                    let quote = if quote == '"' { "\"" } else { "'" };
+                    return Located::new(
+                        start,
+                        format!(
+                            "this string is not closed on its line: a closing `{quote}` is \
+                             probably missing (the file's quotes no longer pair up after it)"
+                        ),
+                    );
+                }
+            }
+            None if comment => comment = c != '\n',
+            None if block => {
+                if c == '*' && chars.peek() == Some(&'/') {
+                    chars.next();
+                    pos.column += 1;
+                    block = false;
+                }
+            }
+            None => match c {
+                '/' if chars.peek() == Some(&'*') => block = true,
+                '\'' | '"' | '`' => open = Some((c, here)),
+                '-' if chars.peek() == Some(&'-') => comment = true,
+                '#' => comment = true,
+                _ => {}
+            },
+        }
+    }
+    Located::new(
+        reported,
+        "this string is never closed; add the closing quote",
+    )
 }
 
 fn is_trivia(token: &Token) -> bool {

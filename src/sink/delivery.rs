@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use arrow::record_batch::RecordBatch;
 
@@ -27,7 +26,7 @@ use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{Checkpoint, Progress};
 use crate::encode::{ChangeImages, Encoder, Keys, Messages, TableContext};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, TableMetrics};
+use crate::metrics::{Metrics, Phase, TableMetrics};
 use crate::partition::Partitioner;
 use crate::plan::TablePlan;
 use crate::project::{Partitioning, ProjectFile};
@@ -50,7 +49,7 @@ pub struct Route {
     partitioner: Partitioner,
     /// The topic's partition count.
     partitions: i32,
-    metrics: Arc<TableMetrics>,
+    metrics: TableMetrics,
 }
 
 impl Route {
@@ -67,6 +66,7 @@ impl Route {
             &project.source.user,
             project.project.business_system_id.as_deref(),
         );
+        metrics.topic(&plan.topic);
         let encoder = Encoder::new(plan.format, context)
             .map_err(|e| Error::Config(format!("table {}: {e}", plan.qualified())))?;
         Ok(Route {
@@ -298,6 +298,7 @@ impl Delivery {
             after_keys: Keys::default(),
             sequence: 0,
             stream: false,
+            heartbeats: false,
         }
     }
 }
@@ -313,8 +314,10 @@ pub struct Writer {
     after_keys: Keys,
     /// The order of change records within a run (the formats that carry one).
     sequence: u64,
-    /// The binlog stream's writer: its messages count as changes sent.
+    /// The binlog stream's writer: its messages count in the incremental phase.
     stream: bool,
+    /// HEARTBEAT records are being sent (not counted as messages).
+    heartbeats: bool,
 }
 
 impl Writer {
@@ -372,18 +375,7 @@ impl Writer {
             &mut self.sequence,
             &mut self.messages,
         );
-        let sent = self.deliver(route, Target::ByKey, acks).await?;
-        self.count_changes(sent);
-        Ok(sent)
-    }
-
-    /// The stream's row changes and DDL messages, for the metrics.
-    fn count_changes(&self, sent: usize) {
-        if self.stream {
-            self.metrics
-                .changes_sent
-                .fetch_add(sent as u64, Ordering::Relaxed);
-        }
+        self.deliver(route, Target::ByKey, acks).await
     }
 
     /// A DDL statement, to the partitions that carry the table's rows; `false` when the format
@@ -404,7 +396,7 @@ impl Writer {
         }
         let partitions = route.ddl_partitions();
         let sent = self.deliver(route, Target::Each(partitions), acks).await?;
-        self.count_changes(sent);
+        route.metrics.ddl(sent as u64);
         Ok(true)
     }
 
@@ -416,8 +408,13 @@ impl Writer {
             return Ok(false);
         }
         let partitions = 0..route.partitions;
-        self.deliver(route, Target::Each(partitions), &Acks::new())
-            .await?;
+        // Not data: counted apart, so the message counters match what consumers count.
+        self.heartbeats = true;
+        let sent = self
+            .deliver(route, Target::Each(partitions), &Acks::new())
+            .await;
+        self.heartbeats = false;
+        self.metrics.heartbeats(sent? as u64);
         Ok(true)
     }
 
@@ -455,7 +452,15 @@ impl Writer {
                 (count, payload.len() * count)
             }
         };
-        route.metrics.sent(sent as u64, bytes as u64);
+        if self.heartbeats {
+            return Ok(sent);
+        }
+        let phase = if self.stream {
+            Phase::Incremental
+        } else {
+            Phase::Full
+        };
+        route.metrics.sent(phase, sent as u64, bytes as u64);
         Ok(sent)
     }
 
@@ -473,10 +478,12 @@ impl Writer {
         let Some(state) = &self.transactions else {
             return Ok(());
         };
+        let began = std::time::Instant::now();
         if let Err(e) = self.kafka.commit(state, progress).await {
             self.kafka.abort();
             return Err(e);
         }
+        self.metrics.transaction_committed(began.elapsed());
         Ok(())
     }
 

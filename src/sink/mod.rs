@@ -12,7 +12,8 @@ pub mod transactions;
 
 use rdkafka::ClientConfig;
 
-use crate::project::SinkDef;
+use crate::error::Result;
+use crate::project::{ProjectFile, SinkDef};
 
 /// A librdkafka client configuration with every property of the sink, passed through unchanged.
 pub fn client_config(sink: &SinkDef) -> ClientConfig {
@@ -21,4 +22,26 @@ pub fn client_config(sink: &SinkDef) -> ClientConfig {
         config.set(key.value.as_str(), value.as_str());
     }
     config
+}
+
+/// Every quoted property of the sink as librdkafka takes it, one by one: a value it rejects is
+/// an error located at its line in the project file, before anything connects.
+pub fn check_properties(project: &ProjectFile) -> Result<()> {
+    for (key, value) in &project.sink.properties {
+        let mut one = ClientConfig::new();
+        one.set(key.value.as_str(), value.as_str());
+        if let Err(rdkafka::error::KafkaError::ClientConfig(_, reason, ..)) =
+            one.create_native_config()
+        {
+            return Err(project.error_at(
+                key.pos,
+                format!(
+                    "librdkafka rejects '{}' = '{value}' in CREATE SINK {}: {reason}; fix or \
+                     remove the property (librdkafka's CONFIGURATION.md lists them)",
+                    key.value, project.sink.name.value
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

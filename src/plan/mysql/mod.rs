@@ -216,8 +216,15 @@ impl<'a> Translator<'a> {
     }
 
     fn data_type(&self, expr: &Expr) -> R<DataType> {
-        expr.get_type(self.cx.schema)
-            .map_err(|e| format!("the WHERE of {}: {}", self.cx.table, e.strip_backtrace()))
+        expr.get_type(self.cx.schema).map_err(|e| {
+            // DataFusion's words (Int64, Utf8, coerce) are not the user's: say it in theirs.
+            tracing::debug!(error = %e.strip_backtrace(), "a row filter does not type-check");
+            format!(
+                "the WHERE of {} mixes types in a way tributary cannot evaluate; compare \
+                     and combine values of one kind (numbers, text, dates)",
+                self.cx.table
+            )
+        })
     }
 
     fn literal_text(&self) -> Text {
@@ -279,7 +286,10 @@ impl<'a> Translator<'a> {
                     )),
                     UnaryOperator::Minus => self.negate(t),
                     UnaryOperator::Plus => self.numeric(t, "unary +"),
-                    other => self.refuse(format!("the operator {other}")),
+                    other => self.refuse(format!(
+                        "the operator {other} is not one tributary's row filters evaluate; \
+                         rewrite the condition without it"
+                    )),
                 }
             }
             SqlExpr::BinaryOp { left, op, right } => self.binary_op(left, op, right, e),
@@ -819,7 +829,10 @@ impl<'a> Translator<'a> {
                 "`||` is OR in MySQL unless PIPES_AS_CONCAT is set; write OR or CONCAT() so \
                  that the filter means one thing",
             ),
-            other => self.refuse(format!("the operator {other} in `{whole}`")),
+            other => self.refuse(format!(
+                "the operator {other} in `{whole}` is not one tributary's row filters \
+                 evaluate; rewrite the condition without it"
+            )),
         }
     }
 
