@@ -98,6 +98,8 @@ pub struct TableMetrics {
     ddl_messages: Counter,
     chunks: Gauge,
     chunks_done: Gauge,
+    online_chunks: Gauge,
+    online_chunks_done: Gauge,
 }
 
 impl TableMetrics {
@@ -127,6 +129,17 @@ impl TableMetrics {
     pub fn chunks(&self, done: usize, planned: usize) {
         self.chunks.set(planned as i64);
         self.chunks_done.set(done as i64);
+    }
+
+    /// An online snapshot of the table planned with `planned` chunks (none done yet).
+    pub fn online_planned(&self, planned: usize) {
+        self.online_chunks.set(planned as i64);
+        self.online_chunks_done.set(0);
+    }
+
+    /// One more chunk of the table's online snapshot acknowledged.
+    pub fn online_chunk_done(&self) {
+        self.online_chunks_done.inc();
     }
 
     pub fn rows_read(&self) -> u64 {
@@ -171,6 +184,8 @@ pub struct Metrics {
     ddl_messages: Family<TableLabels, Counter>,
     chunks: Family<TableLabels, Gauge>,
     chunks_done: Family<TableLabels, Gauge>,
+    online_chunks: Family<TableLabels, Gauge>,
+    online_chunks_done: Family<TableLabels, Gauge>,
     errors: Family<KindLabels, Counter>,
     phase: Family<PhaseLabels, Gauge>,
     reconnects: Counter,
@@ -229,6 +244,18 @@ impl Metrics {
             "full_chunks_done",
             "Full-sync chunks acknowledged and checkpointed, over all runs",
             chunks_done.clone(),
+        );
+        let online_chunks = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "online_snapshot_chunks",
+            "Chunks of the table's latest online snapshot in this run",
+            online_chunks.clone(),
+        );
+        let online_chunks_done = Family::<TableLabels, Gauge>::default();
+        registry.register(
+            "online_snapshot_chunks_done",
+            "Chunks of the table's latest online snapshot acknowledged in this run",
+            online_chunks_done.clone(),
         );
         let full_rows_estimate = Gauge::default();
         registry.register(
@@ -302,6 +329,8 @@ impl Metrics {
             ddl_messages,
             chunks,
             chunks_done,
+            online_chunks,
+            online_chunks_done,
             errors,
             phase,
             reconnects,
@@ -345,6 +374,8 @@ impl Metrics {
             ddl_messages: self.ddl_messages.get_or_create_owned(&labels),
             chunks: self.chunks.get_or_create_owned(&labels),
             chunks_done: self.chunks_done.get_or_create_owned(&labels),
+            online_chunks: self.online_chunks.get_or_create_owned(&labels),
+            online_chunks_done: self.online_chunks_done.get_or_create_owned(&labels),
         };
         tables.insert(table.to_string(), metrics.clone());
         metrics

@@ -337,3 +337,87 @@ INSERT INTO {db}.later VALUES (1, 'x'), (2, 'y')"
     assert!(status.success());
     assert_eq!(run.wait().unwrap().code(), Some(0));
 }
+
+/// An online snapshot shows in the metrics: its chunks planned and acknowledged, and its rows
+/// read and messages sent for the table.
+#[tokio::test]
+async fn an_online_snapshot_is_counted_per_table() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, first) = common::new_table(&mut conn, "met_online", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.added (id INT PRIMARY KEY, v INT);
+INSERT INTO {db}.added SELECT seq, 0 FROM {db}.seq_1_to_2500"
+        ),
+    )
+    .await;
+    let project = Project::new(
+        "met_online",
+        &common::mariadb_source("met_online"),
+        "sync = 'schema, full, incremental', topic_partitions = 1, chunk_rows = 1000",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{first}';"),
+    );
+    project.catch_up();
+    let topic = common::unique("met_online");
+    project.append(&format!("SYNC TABLE {db}.added TO TOPIC '{topic}';"));
+    let addr = free_addr();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(project.args("run", &["--metrics-addr", &addr]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tributary");
+    let table = format!("{db}.added");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let scraped = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the online snapshot did not finish"
+        );
+        assert!(run.try_wait().unwrap().is_none(), "the run ended");
+        if let Some(s) = scrape(&addr)
+            && value(
+                &s,
+                "tributary_online_snapshot_chunks_done",
+                &[("table", &table)],
+            ) == Some(3.0)
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let _ = run.wait();
+    assert_eq!(
+        value(
+            &scraped,
+            "tributary_online_snapshot_chunks",
+            &[("table", &table)]
+        ),
+        Some(3.0)
+    );
+    let samples: Vec<String> = scraped
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("table") == Some(table.as_str()))
+        .map(|s| format!("{} {:?} {:?}", s.metric, s.labels, s.value))
+        .collect();
+    assert_eq!(
+        value(&scraped, "tributary_rows_read", &[("table", &table)]),
+        Some(2500.0),
+        "{samples:#?}"
+    );
+    let sent = common::consume_all(&topic, 2500, Duration::from_secs(30)).len() as f64;
+    assert_eq!(
+        value(
+            &scraped,
+            "tributary_messages_sent",
+            &[("table", &table), ("phase", "full")]
+        ),
+        Some(sent)
+    );
+}

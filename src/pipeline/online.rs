@@ -47,6 +47,7 @@ use super::full::ChunkRows;
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{Checkpoint, Checkpointer, Chunk, OnlineSnapshot, SyncedTable};
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::plan::{Plan, TablePlan};
 use crate::sink::delivery::{Route, Writer};
 use crate::sink::kafka::Acks;
@@ -68,8 +69,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 const MAX_FAILURES: u32 = 6;
 
 /// A chunk sent, to be recorded once Kafka acknowledged it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct ChunkSent {
+    /// `db.table`, for the metrics.
+    pub table: String,
     pub id: u64,
     pub chunk: usize,
     pub rows: u64,
@@ -88,6 +91,7 @@ impl ChunkSent {
 
 /// The stage's online snapshot reader.
 pub(super) struct Online {
+    metrics: Arc<Metrics>,
     conn: Option<Conn>,
     builders: HashMap<String, BatchBuilder>,
     /// Chunks sent and not yet recorded: never read twice in one run.
@@ -102,9 +106,10 @@ pub(super) struct Online {
 }
 
 impl Online {
-    pub fn new() -> Online {
+    pub fn new(metrics: &Arc<Metrics>) -> Online {
         let (tx, rx) = watch::channel(false);
         Online {
+            metrics: Arc::clone(metrics),
             conn: None,
             builders: HashMap::new(),
             in_flight: HashSet::new(),
@@ -246,6 +251,9 @@ impl Online {
             let (ranges, rows_estimate) =
                 snapshot::plan_chunks(conn, table, chunk_rows, || false).await?;
             tracing::info!(table = %snapshot.table, reason = %snapshot.reason, chunks = ranges.len(), "online snapshot starts");
+            self.metrics
+                .table(&table.qualified())
+                .online_planned(ranges.len());
             checkpoint.update(|c| {
                 if let Some(s) = c.online.iter_mut().find(|s| s.id == id) {
                     s.chunks = ranges.into_iter().map(Chunk::planned).collect();
@@ -281,6 +289,7 @@ impl Online {
         .await?;
         self.in_flight.insert((id, chunk));
         Ok(Some(ChunkSent {
+            table: table.qualified(),
             id,
             chunk,
             rows: read,
@@ -343,17 +352,17 @@ pub(super) fn compare_with_checkpoint(plan: &Plan, checkpoint: &mut Checkpointer
     });
 }
 
-/// A table picked up while streaming (created or renamed into a SYNC pattern): its rows, if
-/// any, come by an online snapshot when `sync` includes `full`.
-pub(super) fn picked_up(plan: &Plan, checkpoint: &mut Checkpointer, table: &TablePlan) {
+/// A table picked up while streaming (created or renamed into a SYNC pattern): the rows one
+/// renamed in brings (`has_rows`) come by an online snapshot when `sync` includes `full`.
+pub(super) fn picked_up(
+    plan: &Plan,
+    checkpoint: &mut Checkpointer,
+    table: &TablePlan,
+    has_rows: bool,
+) {
     let name = table.qualified();
-    if plan.project.project.sync.full {
-        request(
-            checkpoint,
-            &name,
-            None,
-            "created or renamed into a SYNC pattern",
-        );
+    if has_rows && plan.project.project.sync.full {
+        request(checkpoint, &name, None, "renamed into a SYNC pattern");
     }
     checkpoint.update(|c| {
         c.synced

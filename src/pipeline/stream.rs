@@ -113,8 +113,9 @@ pub(super) struct Stream<'a> {
     /// that one's commit time.
     position: BinlogPosition,
     committed: u32,
-    /// Tables DDL brought into a SYNC pattern since the checkpoint last heard of them.
-    picked_up: Vec<String>,
+    /// Tables DDL brought into a SYNC pattern since the checkpoint last heard of them, and
+    /// whether they bring rows (renamed in, not created).
+    picked_up: Vec<(String, bool)>,
     /// When the state dir was last looked at for `tributary snapshot` requests.
     requests_checked: Instant,
 }
@@ -204,7 +205,7 @@ impl<'a> Stream<'a> {
             until_caught_up,
             events: 0,
             prepared_xa: checkpoint.state().prepared_xa.clone(),
-            online: Online::new(),
+            online: Online::new(metrics),
             position: start.clone(),
             committed: 0,
             picked_up: Vec::new(),
@@ -460,14 +461,14 @@ impl<'a> Stream<'a> {
             if let Err(e) = checkpoint.save_due().await {
                 break Err(e);
             }
-            for name in std::mem::take(&mut self.picked_up) {
+            for (name, has_rows) in std::mem::take(&mut self.picked_up) {
                 if let Some(table) = self
                     .plan
                     .tables
                     .iter()
                     .find(|t| t.qualified().eq_ignore_ascii_case(&name))
                 {
-                    online::picked_up(&self.plan, checkpoint, table);
+                    online::picked_up(&self.plan, checkpoint, table, has_rows);
                 }
             }
             if self.requests_checked.elapsed() >= REQUESTS_EVERY {
@@ -758,7 +759,13 @@ impl<'a> Stream<'a> {
         for name in ddl.named.iter().flatten() {
             if !ddl.synced.contains(name) && self.tables.contains_key(name) {
                 tracing::info!(table = %name, "a new table matches a SYNC pattern");
-                self.picked_up.push(name.clone());
+                // A created table starts empty and its rows come from the binlog (CREATE …
+                // SELECT too); one renamed in brings rows no event carried.
+                let created = query
+                    .trim_start()
+                    .get(..6)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("CREATE"));
+                self.picked_up.push((name.clone(), !created));
                 if sends {
                     self.send_ddl(name, query, meta, acks).await?;
                 }
@@ -1167,7 +1174,7 @@ impl KafkaTransaction {
         progress.extend(
             self.members
                 .iter()
-                .filter_map(|p| p.online.map(|sent| sent.progress(commit))),
+                .filter_map(|p| p.online.as_ref().map(|sent| sent.progress(commit))),
         );
         if let Err(e) = writer.commit(&progress).await {
             self.members.clear();
@@ -1268,6 +1275,7 @@ fn advance(
                 }
                 if let Some(sent) = done.online {
                     checkpoint.record(sent.progress(commit));
+                    metrics.table(&sent.table).online_chunk_done();
                 }
             }
         }

@@ -333,7 +333,10 @@ impl Writer {
         route.metrics.read(read as u64, batch.num_rows() as u64);
         self.messages.clear();
         route.encoder.encode_snapshot(batch, &mut self.messages);
-        self.deliver(route, Target::ByKey, acks).await?;
+        // Snapshot rows count as such, also when the stream's writer sends them (online
+        // snapshots).
+        self.deliver(route, Target::ByKey, acks, Phase::Full)
+            .await?;
         Ok(())
     }
 
@@ -375,7 +378,7 @@ impl Writer {
             &mut self.sequence,
             &mut self.messages,
         );
-        self.deliver(route, Target::ByKey, acks).await
+        self.deliver(route, Target::ByKey, acks, self.phase()).await
     }
 
     /// A DDL statement, to the partitions that carry the table's rows; `false` when the format
@@ -395,7 +398,9 @@ impl Writer {
             return Ok(false);
         }
         let partitions = route.ddl_partitions();
-        let sent = self.deliver(route, Target::Each(partitions), acks).await?;
+        let sent = self
+            .deliver(route, Target::Each(partitions), acks, self.phase())
+            .await?;
         route.metrics.ddl(sent as u64);
         Ok(true)
     }
@@ -411,7 +416,7 @@ impl Writer {
         // Not data: counted apart, so the message counters match what consumers count.
         self.heartbeats = true;
         let sent = self
-            .deliver(route, Target::Each(partitions), &Acks::new())
+            .deliver(route, Target::Each(partitions), &Acks::new(), self.phase())
             .await;
         self.heartbeats = false;
         self.metrics.heartbeats(sent? as u64);
@@ -420,7 +425,22 @@ impl Writer {
 
     /// The one send loop: partitions assigned, the batch's bytes reserved once, every message
     /// handed to the producer, the table's counters moved once.
-    async fn deliver(&mut self, route: &Route, target: Target, acks: &Arc<Acks>) -> Result<usize> {
+    /// The phase this writer's changes count in.
+    fn phase(&self) -> Phase {
+        if self.stream {
+            Phase::Incremental
+        } else {
+            Phase::Full
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        route: &Route,
+        target: Target,
+        acks: &Arc<Acks>,
+        phase: Phase,
+    ) -> Result<usize> {
         let messages = &self.messages;
         let topic = route.plan.topic.as_str();
         let (sent, bytes) = match target {
@@ -455,11 +475,6 @@ impl Writer {
         if self.heartbeats {
             return Ok(sent);
         }
-        let phase = if self.stream {
-            Phase::Incremental
-        } else {
-            Phase::Full
-        };
         route.metrics.sent(phase, sent as u64, bytes as u64);
         Ok(sent)
     }
