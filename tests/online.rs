@@ -466,3 +466,43 @@ INSERT INTO {db}.added VALUES {}",
     assert_eq!(versions(&replay(&records)), expected);
     assert!(records.iter().filter(|r| r.snapshot).count() >= 299);
 }
+
+/// A table renamed into a SYNC pattern while streaming brings rows no binlog event carried:
+/// they arrive by an online snapshot, then its changes.
+#[tokio::test]
+async fn a_table_renamed_into_a_pattern_arrives_whole() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, _) = common::new_table(&mut conn, "online_rename", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.staging (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO {db}.staging SELECT seq, 0 FROM {db}.seq_1_to_700"
+        ),
+    )
+    .await;
+    let topic = common::unique("online_rename");
+    let project = common::Project::new(
+        "online_rename",
+        &common::mariadb_source("online_rename"),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.live_% TO TOPIC '{topic}';"),
+    );
+    project.catch_up();
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "RENAME TABLE {db}.staging TO {db}.live_orders;
+UPDATE {db}.live_orders SET v = 3 WHERE id = 9"
+        ),
+    )
+    .await;
+    project.catch_up_after(&mut run);
+    let records = records(&common::consume_all(&topic, 700, Duration::from_secs(60)));
+    let expected = table_state(&mut conn, &format!("{db}.live_orders")).await;
+    assert_eq!(versions(&replay(&records)), expected);
+    assert!(records.iter().filter(|r| r.snapshot).count() >= 700);
+}
