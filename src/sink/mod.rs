@@ -2,12 +2,13 @@
 //! messages uses (batches in, acknowledgements out); behind it sit the Kafka producer
 //! ([`kafka`]: in-flight bytes, delivery callbacks, transactions), topic administration
 //! ([`admin`]), exactly-once progress records ([`transactions`]) and the Kafka half of `check`
-//! ([`precheck`]).
+//! ([`precheck`]), and the run's rate limits ([`throttle`]).
 
 pub mod admin;
 pub mod delivery;
 pub mod kafka;
 pub mod precheck;
+pub mod throttle;
 pub mod transactions;
 
 use rdkafka::ClientConfig;
