@@ -157,6 +157,43 @@ async fn sasl_plain_and_scram_over_tls_carry_full_and_incremental_sync() {
 }
 
 #[tokio::test]
+async fn exactly_once_on_a_fresh_secure_broker_starts_without_warnings() {
+    let kafka = common::SecureKafka::start();
+    let mut conn = common::mariadb().await;
+    let (db, topic) = common::new_table(&mut conn, "secure_eo", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!("INSERT INTO {db}.t SELECT seq FROM {db}.seq_1_to_20"),
+    )
+    .await;
+    let (mechanism, user, password) = users()[2];
+    let project = project(
+        &kafka,
+        "secure_eo",
+        mechanism,
+        user,
+        Some(&kafka.ca()),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    let text = std::fs::read_to_string(&project.file).unwrap();
+    std::fs::write(
+        &project.file,
+        text.replace("TO kafka WITH ()", "TO kafka WITH (exactly_once = true)"),
+    )
+    .unwrap();
+    // The broker's transaction coordinator is loading its state on a first transactional run:
+    // librdkafka retries, and says so only at debug level.
+    let outcome = tributary(&project, "run", &["--until-caught-up"], password);
+    assert_eq!(outcome.code, 0, "{}{}", outcome.stdout, outcome.stderr);
+    assert!(
+        !outcome.stderr.contains("WARN") && !outcome.stderr.contains("ERROR"),
+        "a first run starts quietly: {}",
+        outcome.stderr
+    );
+    assert_eq!(consume(&kafka, &topic, 20).len(), 20);
+}
+
+#[tokio::test]
 async fn a_wrong_password_or_an_untrusted_certificate_fails_check() {
     let kafka = common::SecureKafka::start();
     let mut conn = common::mariadb().await;

@@ -30,13 +30,13 @@ pub struct Remembering {
 impl rdkafka::ClientContext for Remembering {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as Level;
-        match level {
-            Level::Emerg | Level::Alert | Level::Critical | Level::Error | Level::Warning => {
-                tracing::warn!(target: "librdkafka", "librdkafka: {fac} {message}");
-                self.remember(message);
-            }
-            _ => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        if matches!(
+            level,
+            Level::Emerg | Level::Alert | Level::Critical | Level::Error | Level::Warning
+        ) {
+            self.remember(message);
         }
+        super::librdkafka_log(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
