@@ -21,7 +21,13 @@ fn project(
     ca: Option<&std::path::Path>,
     syncs: &str,
 ) -> common::Project {
-    let project = common::Project::new(name, &common::mariadb_source(name), "", syncs);
+    // A name of its own, so its replica id (derived from the name) is no other run's.
+    let project = common::Project::new(
+        &common::unique(name),
+        &common::mariadb_source_default_id(),
+        "",
+        syncs,
+    );
     let ca = ca
         .map(|ca| format!(",\n  'ssl.ca.location' = '{}'", ca.display()))
         .unwrap_or_default();
