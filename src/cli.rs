@@ -403,10 +403,10 @@ fn print_summary(summary: &pipeline::RunSummary) {
     let verb = if summary.paused { "paused" } else { "done" };
     let totals = &summary.totals;
     println!(
-        "run {verb}: {} read, {} sent ({}) to {} from {} in {:.1} s",
+        "run {verb}: {} read, {} sent ({} bytes) to {} from {} in {:.1} s",
         count(totals.rows_read, "row"),
         count(totals.messages, "message"),
-        crate::metrics::human_bytes(totals.bytes),
+        crate::display::grouped(totals.bytes),
         count(summary.topics as u64, "topic"),
         count(summary.tables as u64, "table"),
         summary.elapsed.as_secs_f64(),

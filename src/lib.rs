@@ -22,6 +22,8 @@
 //!   topics it writes to.
 //! - [`checkpoint`] stores the positions; it moves only on acknowledged progress.
 //! - [`pipeline`] wires the stages, spawns the tasks and orders shutdown; nothing else.
+//! - [`metrics`] names every metric and serves them; [`display`] owns stderr (log format, colour,
+//!   the terminal's bars).
 
 pub mod batch;
 pub mod check;

@@ -190,6 +190,7 @@ pub struct Metrics {
     phase: Family<PhaseLabels, Gauge>,
     reconnects: Counter,
     heartbeats: Counter,
+    throttled: Counter<f64, AtomicU64>,
     lag_seconds: Gauge<f64, AtomicU64>,
     last_commit: Gauge,
     ack_latency: Histogram,
@@ -288,6 +289,13 @@ impl Metrics {
             "HEARTBEAT records sent while a stream is idle (not in messages_sent)",
             heartbeats.clone(),
         );
+        let throttled = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "throttled",
+            "Time writers waited for max_rows_per_second / max_bytes_per_second",
+            Unit::Seconds,
+            throttled.clone(),
+        );
         let lag_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "incremental_lag",
@@ -335,6 +343,7 @@ impl Metrics {
             phase,
             reconnects,
             heartbeats,
+            throttled,
             lag_seconds,
             last_commit,
             ack_latency,
@@ -436,6 +445,13 @@ impl Metrics {
 
     pub fn heartbeats(&self, records: u64) {
         self.heartbeats.inc_by(records);
+    }
+
+    /// A writer waited `pause` for the throttle.
+    pub fn throttled(&self, pause: std::time::Duration) {
+        if !pause.is_zero() {
+            self.throttled.inc_by(pause.as_secs_f64());
+        }
     }
 
     pub fn reconnected(&self) {

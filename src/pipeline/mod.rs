@@ -137,7 +137,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     if project.project.sync.incremental {
         source::precheck::require_binlog_settings(&project.source).await?;
     }
-    let mut delivery = Delivery::new(project, &metrics);
+    let mut delivery = Delivery::new(project, &metrics, Some(pause.sender.subscribe()));
     let mut checkpoint = Checkpointer::new(state, store);
 
     let topics = schema_sync(&plan, &delivery, &mut checkpoint).await?;

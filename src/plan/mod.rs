@@ -503,6 +503,18 @@ impl Plan {
         if p.project.exactly_once {
             let _ = writeln!(out, "  exactly once: Kafka transactions");
         }
+        let limits: Vec<String> = [
+            p.project.max_rows_per_second.map(|n| format!("{n} rows/s")),
+            p.project
+                .max_bytes_per_second
+                .map(|n| format!("{n} bytes/s")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !limits.is_empty() {
+            let _ = writeln!(out, "  throttling: at most {}", limits.join(" and "));
+        }
         for t in &self.tables {
             let name = |i: &usize| t.columns[*i].name.clone();
             let list = |ix: &[usize]| ix.iter().map(name).collect::<Vec<_>>().join(", ");

@@ -253,6 +253,10 @@ pub struct ProjectDef {
     /// Rows per full-sync chunk: the unit of parallelism and of resuming.
     pub chunk_rows: u64,
     pub exactly_once: bool,
+    /// Throttling: rows read from the source, and message payload bytes sent to Kafka, per
+    /// second, for full and incremental sync alike; `None` = unlimited.
+    pub max_rows_per_second: Option<u64>,
+    pub max_bytes_per_second: Option<u64>,
 }
 
 /// Where incremental sync starts when it is not handed a position by full sync.

@@ -634,6 +634,12 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
         .integer("chunk_rows", 1, 1_000_000_000)?
         .unwrap_or(100_000) as u64;
     let exactly_once = o.boolean("exactly_once")?.unwrap_or(false);
+    let max_rows_per_second = o
+        .integer("max_rows_per_second", 1, 1_000_000_000)?
+        .map(|n| n as u64);
+    let max_bytes_per_second = o
+        .integer("max_bytes_per_second", 1, 1_000_000_000_000)?
+        .map(|n| n as u64);
     o.finish()?;
 
     let starts: Vec<&Pos> = [
@@ -691,6 +697,8 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
         batch_rows,
         chunk_rows,
         exactly_once,
+        max_rows_per_second,
+        max_bytes_per_second,
     };
     Ok((project, source, sink, start_timestamp))
 }

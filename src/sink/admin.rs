@@ -7,6 +7,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::client_config;
 use crate::error::{Error, Result};
@@ -18,33 +19,104 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Partition counts of the cluster's topics.
 pub type TopicPartitions = BTreeMap<String, usize>;
 
+/// An admin client that remembers librdkafka's last connection error: a metadata request that
+/// fails only says "transport failure", while the reason — a rejected password, a certificate
+/// not trusted — comes through this callback.
+#[derive(Default)]
+pub struct Remembering {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl rdkafka::ClientContext for Remembering {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as Level;
+        if matches!(
+            level,
+            Level::Emerg | Level::Alert | Level::Critical | Level::Error | Level::Warning
+        ) {
+            self.remember(message);
+        }
+        super::librdkafka_log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "librdkafka");
+        self.remember(reason);
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Remembering {
+    type DeliveryOpaque = ();
+    // It sends nothing.
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
+impl Remembering {
+    fn remember(&self, reason: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason.to_string());
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+}
+
+fn settings_error(sink: &SinkDef, e: rdkafka::error::KafkaError) -> Error {
+    Error::Config(format!(
+        "sink `{}`: librdkafka rejected the settings: {e}; check the quoted properties of CREATE \
+         SINK",
+        sink.name.value
+    ))
+}
+
 pub fn admin_client(sink: &SinkDef) -> Result<AdminClient<DefaultClientContext>> {
-    client_config(sink).create().map_err(|e| {
-        Error::Config(format!(
-            "sink `{}`: librdkafka rejected the settings: {e}; check the quoted properties of \
-             CREATE SINK",
-            sink.name.value
-        ))
-    })
+    client_config(sink)
+        .create()
+        .map_err(|e| settings_error(sink, e))
+}
+
+/// Why the brokers could not be asked for metadata, with librdkafka's `reason` when it gave one.
+fn connection_error(sink: &str, servers: &str, reason: Option<&str>) -> String {
+    // "[thrd:sasl_ssl://host:port/bootstrap]: sasl_ssl://host:port/bootstrap: why" -> "why"
+    let reason = reason.map(|r| {
+        let r = r.split_once("]: ").map_or(r, |(_, rest)| rest);
+        r.split_once("/bootstrap: ").map_or(r, |(_, rest)| rest)
+    });
+    let secure = ["SASL", "SSL", "certificate", "uthentication"];
+    match reason {
+        Some(reason) if secure.iter().any(|word| reason.contains(word)) => format!(
+            "sink `{sink}`: Kafka at {servers} refused the connection: {reason}; check the sink's \
+             'security.protocol', 'sasl.*' and 'ssl.*' properties"
+        ),
+        _ => format!(
+            "sink `{sink}`: Kafka at {servers} did not answer a metadata request within {} s{}; \
+             check 'bootstrap.servers' and that the brokers are up",
+            METADATA_TIMEOUT.as_secs(),
+            reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+    }
 }
 
 /// Reads the topics and partition counts from the cluster.
 pub async fn fetch_topics(sink: &SinkDef) -> Result<TopicPartitions> {
-    let admin = admin_client(sink)?;
+    // A plain client rather than the admin one: polling it hands librdkafka's log and error
+    // events to [`Remembering`], which says why a connection failed.
+    let client: BaseProducer<Remembering> = client_config(sink)
+        .create_with_context(Remembering::default())
+        .map_err(|e| settings_error(sink, e))?;
     let name = sink.name.value.clone();
     let servers = sink.bootstrap_servers().to_string();
     tokio::task::spawn_blocking(move || {
-        let metadata = admin
-            .inner()
-            .fetch_metadata(None, METADATA_TIMEOUT)
-            .map_err(|e| Error::Kafka {
-                context: format!(
-                    "sink `{name}`: Kafka at {servers} did not answer a metadata request within {} \
-                     s; check 'bootstrap.servers' and that the brokers are up",
-                    METADATA_TIMEOUT.as_secs()
-                ),
-                source: e,
-            })?;
+        let metadata = client.client().fetch_metadata(None, METADATA_TIMEOUT);
+        // Hands the log and error events of the attempt to the context.
+        client.poll(Duration::ZERO);
+        let reason = client.context().last_error();
+        let metadata = metadata.map_err(|e| Error::Kafka {
+            context: connection_error(&name, &servers, reason.as_deref()),
+            source: e,
+        })?;
         Ok(metadata
             .topics()
             .iter()
@@ -133,5 +205,38 @@ pub async fn ensure_topics(
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_error;
+
+    #[test]
+    fn a_connection_error_says_why_in_short() {
+        let auth = connection_error(
+            "k",
+            "h:9093",
+            Some(
+                "[thrd:sasl_ssl://h:9093/bootstrap]: sasl_ssl://h:9093/bootstrap: SASL \
+                 authentication error: invalid credentials",
+            ),
+        );
+        assert_eq!(
+            auth,
+            "sink `k`: Kafka at h:9093 refused the connection: SASL authentication error: \
+             invalid credentials; check the sink's 'security.protocol', 'sasl.*' and 'ssl.*' \
+             properties"
+        );
+        let refused = connection_error(
+            "k",
+            "h:1",
+            Some("[thrd:h:1/bootstrap]: h:1/bootstrap: Connect to ipv4#h:1 failed"),
+        );
+        assert!(
+            refused.contains("did not answer a metadata request within 10 s (Connect to"),
+            "{refused}"
+        );
+        assert!(connection_error("k", "h:1", None).ends_with("and that the brokers are up"));
     }
 }

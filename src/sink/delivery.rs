@@ -21,6 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::admin::{self, TopicPartitions};
 use super::kafka::{Acks, Defaults, KafkaSink, Refused, TransactionState};
+use super::throttle::Throttle;
 use super::transactions;
 use crate::batch::{ChangeBatch, ChangeMeta};
 use crate::checkpoint::{Checkpoint, Progress};
@@ -114,15 +115,27 @@ pub struct Delivery {
     /// With `exactly_once`: the transactional producers started (and so fenced) by
     /// [`Delivery::recover`], by role, until a writer takes them.
     started: std::sync::Mutex<BTreeMap<String, KafkaSink>>,
+    /// The run's rate limits, shared by every writer.
+    throttle: Arc<Throttle>,
 }
 
 impl Delivery {
-    pub fn new(project: &ProjectFile, metrics: &Arc<Metrics>) -> Delivery {
+    /// `stop` (Ctrl-C / SIGTERM) cuts throttling waits short.
+    pub fn new(
+        project: &ProjectFile,
+        metrics: &Arc<Metrics>,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Delivery {
         Delivery {
             project: project.clone(),
             metrics: Arc::clone(metrics),
             transactions: None,
             started: std::sync::Mutex::new(BTreeMap::new()),
+            throttle: Arc::new(Throttle::new(
+                project.project.max_rows_per_second,
+                project.project.max_bytes_per_second,
+                stop,
+            )),
         }
     }
 
@@ -291,6 +304,7 @@ impl Delivery {
         Writer {
             kafka,
             transactions: self.transactions.clone(),
+            throttle: Arc::clone(&self.throttle),
             metrics: Arc::clone(&self.metrics),
             messages: Messages::default(),
             partitions: Vec::new(),
@@ -307,6 +321,7 @@ impl Delivery {
 pub struct Writer {
     kafka: Arc<KafkaSink>,
     transactions: Option<TransactionState>,
+    throttle: Arc<Throttle>,
     metrics: Arc<Metrics>,
     messages: Messages,
     partitions: Vec<i32>,
@@ -331,6 +346,7 @@ impl Writer {
         acks: &Arc<Acks>,
     ) -> Result<()> {
         route.metrics.read(read as u64, batch.num_rows() as u64);
+        self.throttle_rows(read as u64).await;
         self.messages.clear();
         route.encoder.encode_snapshot(batch, &mut self.messages);
         // Snapshot rows count as such, also when the stream's writer sends them (online
@@ -367,6 +383,7 @@ impl Writer {
         };
         let emits = choose(&images)?;
         route.metrics.read(batch.rows() as u64, emits_rows(&emits));
+        self.throttle_rows(batch.rows() as u64).await;
         if emits.is_empty() {
             return Ok(0);
         }
@@ -441,6 +458,14 @@ impl Writer {
         acks: &Arc<Acks>,
         phase: Phase,
     ) -> Result<usize> {
+        if !self.heartbeats && !self.throttle.is_off() {
+            let bytes = match &target {
+                Target::ByKey => self.messages.payload_bytes(),
+                Target::Each(partitions) => self.messages.payload(0).len() * partitions.len(),
+            };
+            let waited = self.throttle.bytes(bytes as u64).await;
+            self.metrics.throttled(waited);
+        }
         let messages = &self.messages;
         let topic = route.plan.topic.as_str();
         let (sent, bytes) = match target {
@@ -477,6 +502,14 @@ impl Writer {
         }
         route.metrics.sent(phase, sent as u64, bytes as u64);
         Ok(sent)
+    }
+
+    /// Waits while the run is over `max_rows_per_second`.
+    async fn throttle_rows(&self, rows: u64) {
+        if !self.throttle.is_off() {
+            let waited = self.throttle.rows(rows).await;
+            self.metrics.throttled(waited);
+        }
     }
 
     /// Opens a Kafka transaction (`exactly_once` only; nothing otherwise).

@@ -149,7 +149,11 @@ pub struct DeliveryContext {
     in_flight: Arc<InFlight>,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::librdkafka_log(level, fac, message);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     /// A message's group; its size is read back from the message itself.

@@ -2,12 +2,13 @@
 //! messages uses (batches in, acknowledgements out); behind it sit the Kafka producer
 //! ([`kafka`]: in-flight bytes, delivery callbacks, transactions), topic administration
 //! ([`admin`]), exactly-once progress records ([`transactions`]) and the Kafka half of `check`
-//! ([`precheck`]).
+//! ([`precheck`]), and the run's rate limits ([`throttle`]).
 
 pub mod admin;
 pub mod delivery;
 pub mod kafka;
 pub mod precheck;
+pub mod throttle;
 pub mod transactions;
 
 use rdkafka::ClientConfig;
@@ -44,4 +45,26 @@ pub fn check_properties(project: &ProjectFile) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// librdkafka's log lines, through `tracing` (target `librdkafka`) like rust-rdkafka's own
+/// handler, but with the broker's transient states — a coordinator still loading its state,
+/// which every first transactional run meets and librdkafka retries — at debug level, not as
+/// warnings that open a new user's first run.
+pub fn librdkafka_log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as Level;
+    // "Coordinator load in progress", "Broker: Not coordinator: retrying", ...
+    let retried = message.contains("load in progress")
+        || (message.contains("oordinator") && message.contains("retrying"));
+    match level {
+        _ if retried => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        Level::Emerg | Level::Alert | Level::Critical | Level::Error => {
+            tracing::error!(target: "librdkafka", "librdkafka: {fac} {message}")
+        }
+        Level::Warning => tracing::warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        Level::Notice | Level::Info => {
+            tracing::info!(target: "librdkafka", "librdkafka: {fac} {message}")
+        }
+        Level::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+    }
 }

@@ -126,6 +126,10 @@ pub async fn read_progress(sink: &SinkDef, project: &str, run: &str) -> Result<V
 struct StateReader;
 
 impl ClientContext for StateReader {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::librdkafka_log(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
             tracing::error!("librdkafka: {error}: {reason}");

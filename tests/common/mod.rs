@@ -6,10 +6,18 @@
 #![allow(dead_code)]
 
 mod private_mariadb;
+mod secure_kafka;
 
-// Not every test binary uses it.
+// Not every test binary uses them.
 #[allow(unused_imports)]
 pub use private_mariadb::PrivateMariaDb;
+#[allow(unused_imports)]
+pub use secure_kafka::SecureKafka;
+
+/// The SASL users of [`SecureKafka`]: (mechanism, user, password).
+pub fn secure_kafka_users() -> &'static [(&'static str, &'static str, &'static str)] {
+    secure_kafka::USERS
+}
 
 use std::time::Duration;
 
