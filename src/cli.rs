@@ -583,27 +583,32 @@ fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {
 
 /// Rows per second of full sync's running time (pauses left out), as `run` prints it.
 fn full_rate(checkpoint: &crate::checkpoint::Checkpoint, rows_done: u64) -> f64 {
-    let seconds = match checkpoint.full_millis {
-        // A checkpoint from before the clock: wall time since the start.
-        0 => checkpoint
-            .updated_at
-            .saturating_sub(checkpoint.full_started_at)
-            .max(1) as f64,
-        millis => millis as f64 / 1000.0,
-    };
-    rows_done as f64 / seconds
+    phase_rate(
+        rows_done,
+        checkpoint.full_millis,
+        checkpoint.full_started_at,
+        checkpoint.updated_at,
+    )
 }
 
 /// Changes per second of incremental sync's running time (pauses left out).
 fn incremental_rate(checkpoint: &crate::checkpoint::Checkpoint) -> f64 {
-    let seconds = match checkpoint.incremental_millis {
-        0 => checkpoint
-            .updated_at
-            .saturating_sub(checkpoint.incremental_started_at)
-            .max(1) as f64,
+    phase_rate(
+        checkpoint.incremental_changes,
+        checkpoint.incremental_millis,
+        checkpoint.incremental_started_at,
+        checkpoint.updated_at,
+    )
+}
+
+/// `count` over a phase's running time; a checkpoint from before the phase clocks has only the
+/// wall time from the phase's start to the last save.
+fn phase_rate(count: u64, millis: u64, started_at: u64, updated_at: u64) -> f64 {
+    let seconds = match millis {
+        0 => updated_at.saturating_sub(started_at).max(1) as f64,
         millis => millis as f64 / 1000.0,
     };
-    checkpoint.incremental_changes as f64 / seconds
+    count as f64 / seconds
 }
 
 /// Seconds from the last acknowledged commit to the checkpoint's last write.

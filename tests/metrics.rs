@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 
 use common::Project;
 
+/// The run under test, killed if the test fails before it pauses it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().is_ok_and(|done| done.is_none()) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `GET /metrics`, the body parsed; `None` while nothing answers.
 fn scrape(addr: &str) -> Option<prometheus_parse::Scrape> {
     use std::io::{Read, Write};
@@ -116,18 +128,20 @@ INSERT INTO {db}.small SELECT seq, 'v' FROM {db}.seq_1_to_300"
              SYNC TABLE {db}.% EXCEPT {db}.big TO TOPIC '{prefix}_${{table}}';"
         ),
     );
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(project.args("run", &["--metrics-addr", &addr]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tributary");
+    let mut run = Running(
+        Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(project.args("run", &["--metrics-addr", &addr]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tributary"),
+    );
 
     // During full sync: the phase is `full` and rows are being read.
     let deadline = Instant::now() + Duration::from_secs(120);
     let during = loop {
         assert!(Instant::now() < deadline, "no scrape during full sync");
-        assert!(run.try_wait().unwrap().is_none(), "the run ended");
+        assert!(run.0.try_wait().unwrap().is_none(), "the run ended");
         if let Some(s) = scrape(&addr)
             && value(&s, "tributary_phase", &[("phase", "full")]) == Some(1.0)
             && value(
@@ -158,7 +172,7 @@ INSERT INTO {db}.small SELECT seq, 'v' FROM {db}.seq_1_to_300"
         ) >= Some(30.0)
     );
 
-    project.wait_until_streaming(&mut run);
+    project.wait_until_streaming(&mut run.0);
     let after_full = scrape(&addr).expect("a scrape while streaming");
     let big = format!("{db}.big");
     let small = format!("{db}.small");
@@ -331,11 +345,11 @@ INSERT INTO {db}.later VALUES (1, 'x'), (2, 'y')"
     );
 
     let status = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
+        .args(["-TERM", &run.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert_eq!(run.0.wait().unwrap().code(), Some(0));
 }
 
 /// An online snapshot shows in the metrics: its chunks planned and acknowledged, and its rows

@@ -37,19 +37,6 @@ fn pause(child: std::process::Child) -> (String, String) {
     (stdout, stderr)
 }
 
-/// Waits until the run has recorded where its stream starts.
-fn wait_until_streaming(project: &Project, child: &mut std::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(project.checkpoint_path())
-        .is_ok_and(|c| c.replace(' ', "").contains("\"incremental\":{"))
-    {
-        assert!(child.try_wait().expect("wait").is_none(), "the run ended");
-        assert!(Instant::now() < deadline, "the run did not start streaming");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-}
-
 /// The number before `what` in `line`, e.g. `14` in "… 14 rows read …".
 fn number_before(text: &str, what: &str) -> f64 {
     let at = text
@@ -80,7 +67,7 @@ async fn the_summary_after_streaming_counts_every_table_and_the_stream_logs_prog
         &format!("SYNC TABLE {db}.* TO TOPIC '{topic}';"),
     );
     let mut run = spawn_run(&project, &[]);
-    wait_until_streaming(&project, &mut run);
+    project.wait_until_streaming(&mut run);
     common::run_sql(
         &mut conn,
         &format!(
@@ -155,7 +142,7 @@ async fn full_sync_rates_are_its_own_and_match_status() {
     );
     // The stream runs on for a while after full sync: the full-sync rate must not include it.
     let mut run = spawn_run(&project, &["--log-format", "JSON"]);
-    wait_until_streaming(&project, &mut run);
+    project.wait_until_streaming(&mut run);
     std::thread::sleep(Duration::from_secs(3));
     let (stdout, stderr) = pause(run);
 

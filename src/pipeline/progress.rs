@@ -107,11 +107,26 @@ impl Progress {
 
     /// The last report; on a pause the bars stay where they are (not at 100 %).
     pub(super) fn finish(&mut self, tables: &[Watched<'_>], checkpoint: &Checkpoint, paused: bool) {
+        let finished: Vec<bool> = tables
+            .iter()
+            .map(|t| {
+                checkpoint
+                    .tables
+                    .get(&t.plan.qualified())
+                    .is_some_and(|p| p.is_done())
+            })
+            .collect();
+        // A finished table has all its rows: the estimate was only a guess, above or below.
+        for (i, table) in tables.iter().enumerate() {
+            if finished[i] {
+                self.estimate[i] = self.base[i] + table.metrics.rows_read();
+            }
+        }
         self.report(tables, checkpoint);
         if let Some(bars) = &self.bars {
-            for (bar, table) in bars.iter().zip(tables) {
+            for ((bar, table), finished) in bars.iter().zip(tables).zip(finished) {
                 let (done, of) = (bar.position(), bar.length().unwrap_or(0));
-                let state = if done >= of && !paused {
+                let state = if finished {
                     "done".to_string()
                 } else {
                     let percent = (done as f64 * 100.0 / of.max(1) as f64).floor();
