@@ -141,7 +141,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let mut checkpoint = Checkpointer::new(state, store);
 
     let topics = schema_sync(&plan, &delivery, &mut checkpoint).await?;
-    if project.project.exactly_once {
+    // A lake sink always commits its files with the progress they make, like Kafka
+    // transactions do with `exactly_once`.
+    if project.project.exactly_once || project.sink.is_lake() {
         delivery.recover(checkpoint.state_mut()).await?;
         checkpoint.save().await?;
     } else if !checkpoint.state().run_id.is_empty() {

@@ -212,6 +212,10 @@ impl<'a> Stream<'a> {
             requests_checked: Instant::now(),
         };
         stream.tables = stream.routes(&stream.plan)?;
+        // A lake changelog's `_seq` goes on from the changes earlier runs committed.
+        stream
+            .writer
+            .continue_sequence(checkpoint.state().incremental_changes);
         online::compare_with_checkpoint(&stream.plan, checkpoint);
         online::take_requests(&stream.plan, checkpoint).await?;
         checkpoint.save().await?;
@@ -237,11 +241,14 @@ impl<'a> Stream<'a> {
         let mut retries = 0u32;
         let mut heartbeat = Heartbeat::new();
         let mut hangup = Hangup::new();
-        let mut batch = self.writer.exactly_once().then(KafkaTransaction::default);
+        let mut batch = self
+            .writer
+            .exactly_once()
+            .then(|| SinkTransaction::new(&self.writer));
         let mut progress = StreamProgress::new(&self.metrics, &self.start);
         let result = loop {
             progress.tick(&self.metrics, checkpoint.state().incremental.as_ref());
-            let commit_at = batch.as_ref().and_then(KafkaTransaction::commit_when_idle);
+            let commit_at = batch.as_ref().and_then(SinkTransaction::commit_when_idle);
             // In this order: a pause first, then the binlog, and only when it has nothing ready
             // the timers (commit, save, heartbeat).
             let change = tokio::select! {
@@ -254,7 +261,7 @@ impl<'a> Stream<'a> {
                     // Everything sent is acknowledged first: the reader starts again after it,
                     // passing the rows of the tables the new SYNCs match.
                     if let Some(batch) = &mut batch
-                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                        && let Err(e) = batch.commit(&mut self.writer, checkpoint, &mut pending).await
                     {
                         break Err(e);
                     }
@@ -284,7 +291,7 @@ impl<'a> Stream<'a> {
                 change = reader.next() => change,
                 _ = sleep_until(commit_at), if commit_at.is_some() => {
                     if let Some(batch) = &mut batch
-                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                        && let Err(e) = batch.commit(&mut self.writer, checkpoint, &mut pending).await
                     {
                         break Err(e);
                     }
@@ -346,7 +353,9 @@ impl<'a> Stream<'a> {
                     tracing::warn!(error = %e, attempt = retries, "the binlog connection was lost; reconnecting from the checkpoint");
                     // Resume exactly after the last acknowledged transaction.
                     if let Some(batch) = &mut batch
-                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                        && let Err(e) = batch
+                            .commit(&mut self.writer, checkpoint, &mut pending)
+                            .await
                     {
                         break Err(e);
                     }
@@ -448,7 +457,9 @@ impl<'a> Stream<'a> {
                 Some(batch) => {
                     batch.members.push(sent);
                     if batch.due()
-                        && let Err(e) = batch.commit(&self.writer, checkpoint, &mut pending).await
+                        && let Err(e) = batch
+                            .commit(&mut self.writer, checkpoint, &mut pending)
+                            .await
                     {
                         break Err(e);
                     }
@@ -493,9 +504,13 @@ impl<'a> Stream<'a> {
         // A clean end commits the Kafka transaction being filled; a failure aborts it, and the
         // rerun starts after the last commit.
         let result = match (result, &mut batch) {
-            (Ok(()), Some(batch)) => batch.commit(&self.writer, checkpoint, &mut pending).await,
+            (Ok(()), Some(batch)) => {
+                batch
+                    .commit(&mut self.writer, checkpoint, &mut pending)
+                    .await
+            }
             (Err(e), Some(batch)) => {
-                batch.abort(&self.writer);
+                batch.abort(&mut self.writer);
                 Err(e)
             }
             (result, None) => result,
@@ -680,7 +695,7 @@ impl<'a> Stream<'a> {
     async fn heartbeat_if_idle(
         &mut self,
         heartbeat: &mut Heartbeat,
-        batch: &mut Option<KafkaTransaction>,
+        batch: &mut Option<SinkTransaction>,
     ) -> Result<()> {
         if heartbeat.since.elapsed() < HEARTBEAT_EVERY {
             return Ok(());
@@ -896,7 +911,7 @@ impl<'a> Stream<'a> {
     async fn online_chunk(
         &mut self,
         checkpoint: &mut Checkpointer,
-        batch: &mut Option<KafkaTransaction>,
+        batch: &mut Option<SinkTransaction>,
         pending: &mut VecDeque<Pending>,
     ) -> Result<()> {
         if let Some(batch) = batch.as_mut() {
@@ -927,7 +942,7 @@ impl<'a> Stream<'a> {
             Some(batch) => {
                 batch.members.push(step);
                 if batch.due() {
-                    batch.commit(&self.writer, checkpoint, pending).await?;
+                    batch.commit(&mut self.writer, checkpoint, pending).await?;
                 }
             }
             None => pending.push_back(step),
@@ -941,7 +956,7 @@ impl<'a> Stream<'a> {
     async fn finish_online(
         &mut self,
         checkpoint: &mut Checkpointer,
-        batch: &mut Option<KafkaTransaction>,
+        batch: &mut Option<SinkTransaction>,
         pending: &mut VecDeque<Pending>,
     ) -> Result<()> {
         online::take_requests(&self.plan, checkpoint).await?;
@@ -1110,16 +1125,34 @@ impl Heartbeat {
     }
 }
 
-/// With `exactly_once`: the Kafka transaction being filled, and the source transactions in it.
-/// They join `pending` (and may move the checkpoint) only once Kafka committed them: before
-/// that, an acknowledged message can still be aborted.
-#[derive(Default)]
-struct KafkaTransaction {
+/// With `exactly_once` (and always with a lake sink): the Kafka transaction or lake commit
+/// being filled, and the source transactions in it. They join `pending` (and may move the
+/// checkpoint) only once it committed: before that, an acknowledged message can still be
+/// aborted.
+struct SinkTransaction {
     opened: Option<Instant>,
     members: Vec<Pending>,
+    /// Commit this long after opening when the binlog goes quiet, and at the latest after
+    /// `every` under load: Kafka commits within milliseconds, a lake sink every
+    /// `commit_interval_ms` (each commit is a file per table).
+    idle: Duration,
+    every: Duration,
 }
 
-impl KafkaTransaction {
+impl SinkTransaction {
+    fn new(writer: &Writer) -> SinkTransaction {
+        let (idle, every) = match writer.commit_interval() {
+            Some(interval) => (interval, interval),
+            None => (COMMIT_IDLE, COMMIT_EVERY),
+        };
+        SinkTransaction {
+            opened: None,
+            members: Vec::new(),
+            idle,
+            every,
+        }
+    }
+
     fn open(&mut self, writer: &Writer) -> Result<()> {
         if self.opened.is_none() {
             writer.begin()?;
@@ -1130,20 +1163,20 @@ impl KafkaTransaction {
 
     /// When to commit if the binlog stays quiet.
     fn commit_when_idle(&self) -> Option<Instant> {
-        self.opened.map(|opened| opened + COMMIT_IDLE)
+        self.opened.map(|opened| opened + self.idle)
     }
 
     /// Whether to commit even though the binlog has more.
     fn due(&self) -> bool {
         self.opened
-            .is_some_and(|opened| opened.elapsed() >= COMMIT_EVERY)
+            .is_some_and(|opened| opened.elapsed() >= self.every)
     }
 
     /// Commits the open transaction with the position after its last source transaction (and
     /// the schema history, after a DDL).
     async fn commit(
         &mut self,
-        writer: &Writer,
+        writer: &mut Writer,
         checkpoint: &mut Checkpointer,
         pending: &mut VecDeque<Pending>,
     ) -> Result<()> {
@@ -1187,7 +1220,7 @@ impl KafkaTransaction {
         Ok(())
     }
 
-    fn abort(&mut self, writer: &Writer) {
+    fn abort(&mut self, writer: &mut Writer) {
         if self.opened.take().is_some() {
             writer.abort();
         }

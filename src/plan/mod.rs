@@ -258,6 +258,25 @@ fn expand_topic(
         rest = &rest[(end + 1).min(rest.len())..];
     }
     topic.push_str(rest);
+    if sync.to_table {
+        let valid = topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+            && topic
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != "..");
+        if !valid {
+            return Err(project.error_at(
+                sync.topic.pos,
+                format!(
+                    "table path `{topic}` (for table {}) is not a valid lake table path: use \
+                     the characters A-Z a-z 0-9 . _ - and `/` between non-empty parts",
+                    table.qualified()
+                ),
+            ));
+        }
+        return Ok((topic, None));
+    }
     let valid_chars = topic
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

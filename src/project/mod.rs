@@ -13,7 +13,9 @@ mod parse;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use options::{DmlTypes, Format, IncrementalContent, Partitioning, SyncTypes};
+pub use options::{
+    DmlTypes, Format, IncrementalContent, LakeMode, Partitioning, SinkKind, SyncTypes,
+};
 pub use parse::parse_project;
 
 use crate::error::{Error, Result};
@@ -217,14 +219,53 @@ impl SourceDef {
     }
 }
 
-/// `CREATE SINK name WITH (...)`: librdkafka properties, passed through unchanged.
+/// `CREATE SINK name WITH (...)`: for Kafka, librdkafka properties passed through unchanged;
+/// for a lake sink, where and how its tables are written.
 #[derive(Debug, Clone)]
 pub struct SinkDef {
     pub name: Spanned<String>,
+    pub kind: SinkKind,
+    /// Quoted properties: librdkafka's for Kafka, the object store's (`'s3.endpoint'`, ...) for
+    /// a lake sink.
     pub properties: Vec<(Spanned<String>, String)>,
+    /// A lake sink's own options; `None` for Kafka.
+    pub lake: Option<LakeDef>,
 }
 
+/// The options of a Parquet or Delta Lake sink.
+#[derive(Debug, Clone)]
+pub struct LakeDef {
+    /// `file:///dir`, a plain local directory, or `s3://bucket/prefix`.
+    pub path: Spanned<String>,
+    /// A data file is closed once it holds about this many bytes.
+    pub file_bytes: u64,
+    /// How often incremental sync commits what it wrote.
+    pub commit_interval_ms: u64,
+}
+
+/// The quoted properties a lake sink takes (the object store's), besides its options.
+pub const LAKE_PROPERTIES: &[&str] = &[
+    "s3.endpoint",
+    "s3.region",
+    "s3.access_key_id",
+    "s3.secret_access_key",
+    "s3.session_token",
+    "s3.allow_http",
+];
+
 impl SinkDef {
+    pub fn is_lake(&self) -> bool {
+        self.lake.is_some()
+    }
+
+    /// A quoted property's value.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k.value.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn bootstrap_servers(&self) -> &str {
         self.properties
             .iter()
@@ -257,6 +298,10 @@ pub struct ProjectDef {
     /// second, for full and incremental sync alike; `None` = unlimited.
     pub max_rows_per_second: Option<u64>,
     pub max_bytes_per_second: Option<u64>,
+    /// Lake sinks: a changelog or (Delta) the current state by key.
+    pub mode: LakeMode,
+    /// Lake changelogs: an UPDATE also writes its before image (`_op = 'update_before'`).
+    pub before_images: bool,
 }
 
 /// Where incremental sync starts when it is not handed a position by full sync.
@@ -337,8 +382,11 @@ pub struct SyncDef {
     pub pos: Pos,
     pub tables: TablePattern,
     pub except: Vec<TablePattern>,
-    /// The topic name or template (`${database}`, `${table}`).
+    /// The topic name or template (`${database}`, `${table}`); with `TO TABLE`, the lake
+    /// table's path template under the sink's path.
     pub topic: Spanned<String>,
+    /// `TO TABLE` (a lake sink) rather than `TO TOPIC`.
+    pub to_table: bool,
     pub columns: Option<Vec<Spanned<String>>>,
     pub filter: Option<Filter>,
     pub shard_by: Option<Vec<Spanned<String>>>,

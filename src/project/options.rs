@@ -164,11 +164,21 @@ impl Options {
 
     /// One of a closed set of words, e.g. `format = 'canal'`.
     pub fn choice<T: Choice>(&mut self, key: &'static str) -> Parsed<Option<T>> {
+        Ok(self.located_choice(key)?.map(|c| c.value))
+    }
+
+    /// [`Options::choice`], with where the value was written.
+    pub fn located_choice<T: Choice>(&mut self, key: &'static str) -> Parsed<Option<Spanned<T>>> {
         let Some(value) = self.string(key)? else {
             return Ok(None);
         };
         T::parse(value.value.trim())
-            .map(Some)
+            .map(|choice| {
+                Some(Spanned {
+                    value: choice,
+                    pos: value.pos,
+                })
+            })
             .ok_or_else(|| unknown_value(key, &value, T::NAMES))
     }
 
@@ -338,6 +348,24 @@ choice_enum!(
         Hash = "hash",
         Table = "table",
         One = "one",
+    }
+);
+
+choice_enum!(
+    /// What a sink writes to.
+    SinkKind {
+        Kafka = "kafka",
+        Parquet = "parquet",
+        Delta = "delta",
+    }
+);
+
+choice_enum!(
+    /// How a lake sink writes incremental changes: a changelog of every change, or (Delta) the
+    /// current state of each key.
+    LakeMode {
+        Changelog = "changelog",
+        Upsert = "upsert",
     }
 );
 

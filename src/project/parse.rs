@@ -8,11 +8,13 @@ use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::options::{
-    DmlType, IncrementalKind, Located, OptionEntry, Options, Parsed, SourceType, SyncType, Value,
+    DmlType, IncrementalKind, LakeMode, Located, OptionEntry, Options, Parsed, SinkKind,
+    SourceType, SyncType, Value,
 };
 use super::{
-    DmlTypes, Filter, IncrementalContent, NamePattern, Pos, ProjectDef, ProjectFile, SinkDef,
-    SourceDef, SourceKind, Spanned, StartPoint, SyncDef, SyncTypes, TablePattern, Zone,
+    DmlTypes, Filter, IncrementalContent, LAKE_PROPERTIES, LakeDef, NamePattern, Pos, ProjectDef,
+    ProjectFile, SinkDef, SourceDef, SourceKind, Spanned, StartPoint, SyncDef, SyncTypes,
+    TablePattern, Zone,
 };
 use crate::error::{Error, Result};
 
@@ -511,7 +513,40 @@ fn parse_sink(c: &mut Cursor) -> Parsed<SinkDef> {
     let entries = parse_with(c)?;
     c.finish(&owner)?;
     let mut o = Options::new(&owner, entries)?;
-    let kind = o.string("type")?;
+    let kind = match o.choice::<SinkKind>("type")? {
+        Some(kind) => kind,
+        None => {
+            return Err(missing(
+                &owner,
+                name.pos,
+                "type",
+                "'kafka', 'parquet' or 'delta'",
+            ));
+        }
+    };
+    let lake = match kind {
+        SinkKind::Kafka => None,
+        SinkKind::Parquet | SinkKind::Delta => {
+            let path = o.string("path")?.ok_or_else(|| {
+                missing(
+                    &owner,
+                    name.pos,
+                    "path",
+                    "where the tables go, e.g. 'file:///data/lake' or 's3://bucket/prefix'",
+                )
+            })?;
+            check_lake_path(&path)?;
+            let file_mb = o.integer("file_size_mb", 1, 16_384)?.unwrap_or(128) as u64;
+            let commit_interval_ms = o
+                .integer("commit_interval_ms", 100, 3_600_000)?
+                .unwrap_or(1000) as u64;
+            Some(LakeDef {
+                path,
+                file_bytes: file_mb << 20,
+                commit_interval_ms,
+            })
+        }
+    };
     let properties: Vec<(Spanned<String>, String)> = o
         .take_quoted()
         .into_iter()
@@ -523,27 +558,34 @@ fn parse_sink(c: &mut Cursor) -> Parsed<SinkDef> {
             (k, text)
         })
         .collect();
+    let quoted_hint = match kind {
+        SinkKind::Kafka => "librdkafka properties go in single quotes, e.g. 'bootstrap.servers'",
+        _ => "object store properties go in single quotes, e.g. 's3.endpoint'",
+    };
     o.finish().map_err(|e| Located {
-        message: format!(
-            "{}; librdkafka properties go in single quotes, e.g. 'bootstrap.servers'",
-            e.message
-        ),
+        message: format!("{}; {quoted_hint}", e.message),
         ..e
     })?;
-    match kind {
-        Some(t) if t.value.eq_ignore_ascii_case("kafka") => {}
-        Some(t) => {
+    if kind != SinkKind::Kafka {
+        if let Some((key, _)) = properties
+            .iter()
+            .find(|(k, _)| !LAKE_PROPERTIES.contains(&k.value.to_ascii_lowercase().as_str()))
+        {
             return Err(Located::new(
-                t.pos,
+                key.pos,
                 format!(
-                    "option `type` of {owner} does not accept '{}'; the only sink type is 'kafka'",
-                    t.value
+                    "{owner} is a {kind} sink, which takes no property '{}'; its quoted \
+                     properties are {}",
+                    key.value,
+                    LAKE_PROPERTIES
+                        .iter()
+                        .map(|p| format!("'{p}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
-        None => return Err(missing(&owner, name.pos, "type", "'kafka'")),
-    }
-    if !properties
+    } else if !properties
         .iter()
         .any(|(k, _)| k.value == "bootstrap.servers")
     {
@@ -554,7 +596,38 @@ fn parse_sink(c: &mut Cursor) -> Parsed<SinkDef> {
             "the Kafka brokers, e.g. '127.0.0.1:9092'",
         ));
     }
-    Ok(SinkDef { name, properties })
+    Ok(SinkDef {
+        name,
+        kind,
+        properties,
+        lake,
+    })
+}
+
+/// A lake sink's `path`: a local directory (`file:///...` or a plain path) or `s3://bucket/...`.
+fn check_lake_path(path: &Spanned<String>) -> Parsed<()> {
+    let value = path.value.trim();
+    let ok = if let Some(rest) = value.strip_prefix("s3://") {
+        rest.split('/')
+            .next()
+            .is_some_and(|bucket| !bucket.is_empty())
+    } else if let Some(rest) = value.strip_prefix("file://") {
+        rest.starts_with('/')
+    } else {
+        !value.is_empty() && !value.contains("://")
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Located::new(
+            path.pos,
+            format!(
+                "option `path` expects a local directory ('file:///data/lake' or '/data/lake') or \
+                 's3://bucket/prefix', found '{}'",
+                path.value
+            ),
+        ))
+    }
 }
 
 type ProjectParts = (
@@ -562,6 +635,8 @@ type ProjectParts = (
     Spanned<String>,
     Spanned<String>,
     Option<Spanned<Value>>,
+    // Where `mode` was given: it applies to lake sinks only.
+    Option<Pos>,
 );
 
 fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
@@ -640,6 +715,9 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
     let max_bytes_per_second = o
         .integer("max_bytes_per_second", 1, 1_000_000_000_000)?
         .map(|n| n as u64);
+    let mode = o.located_choice::<LakeMode>("mode")?;
+    let mode_pos = mode.as_ref().map(|m| m.pos);
+    let before_images = o.boolean("before_images")?.unwrap_or(false);
     o.finish()?;
 
     let starts: Vec<&Pos> = [
@@ -699,8 +777,10 @@ fn parse_project_statement(c: &mut Cursor) -> Parsed<ProjectParts> {
         exactly_once,
         max_rows_per_second,
         max_bytes_per_second,
+        mode: mode.map_or(LakeMode::Changelog, |m| m.value),
+        before_images,
     };
-    Ok((project, source, sink, start_timestamp))
+    Ok((project, source, sink, start_timestamp, mode_pos))
 }
 
 fn parse_start_position(p: Spanned<String>) -> Parsed<Spanned<StartPoint>> {
@@ -743,9 +823,24 @@ fn parse_sync(c: &mut Cursor, number: usize, pos: Pos) -> Parsed<SyncDef> {
         }
     }
     c.keyword("TO")?;
-    c.keyword("TOPIC")?;
-    let topic = c.string("a topic name in single quotes, e.g. 'orders'")?;
-    check_topic_template(&topic)?;
+    let to_table = if c.peek_keyword("TABLE") {
+        c.i += 1;
+        true
+    } else if c.peek_keyword("TOPIC") {
+        c.i += 1;
+        false
+    } else {
+        return Err(c.error_here("TOPIC (a Kafka sink) or TABLE (a lake sink)"));
+    };
+    let topic = if to_table {
+        let path = c.string("a table path in single quotes, e.g. '${database}/${table}'")?;
+        check_table_template(&path)?;
+        path
+    } else {
+        let topic = c.string("a topic name in single quotes, e.g. 'orders'")?;
+        check_topic_template(&topic)?;
+        topic
+    };
 
     let mut sync = SyncDef {
         number,
@@ -753,6 +848,7 @@ fn parse_sync(c: &mut Cursor, number: usize, pos: Pos) -> Parsed<SyncDef> {
         tables,
         except,
         topic,
+        to_table,
         columns: None,
         filter: None,
         shard_by: None,
@@ -960,32 +1056,7 @@ fn name_pattern(
 
 /// Checks the fixed part of a topic name and its `${...}` placeholders.
 fn check_topic_template(topic: &Spanned<String>) -> Parsed<()> {
-    let mut rest = topic.value.as_str();
-    let mut fixed = String::new();
-    while let Some(start) = rest.find("${") {
-        fixed.push_str(&rest[..start]);
-        let Some(len) = rest[start..].find('}') else {
-            return Err(Located::new(
-                topic.pos,
-                format!("topic '{}' has a `${{` without a closing `}}`", topic.value),
-            ));
-        };
-        let placeholder = &rest[start + 2..start + len];
-        if !placeholder.eq_ignore_ascii_case("database")
-            && !placeholder.eq_ignore_ascii_case("table")
-        {
-            return Err(Located::new(
-                topic.pos,
-                format!(
-                    "topic '{}' uses `${{{placeholder}}}`; the placeholders are ${{database}} and \
-                     ${{table}}",
-                    topic.value
-                ),
-            ));
-        }
-        rest = &rest[start + len + 1..];
-    }
-    fixed.push_str(rest);
+    let fixed = template_fixed_text(topic, "topic")?;
     if topic.value.is_empty() {
         return Err(Located::new(topic.pos, "the topic name is empty"));
     }
@@ -1003,6 +1074,74 @@ fn check_topic_template(topic: &Spanned<String>) -> Parsed<()> {
         ));
     }
     Ok(())
+}
+
+/// Checks a lake table's path template: relative to the sink's path, segments of letters,
+/// digits, `.`, `_` and `-` separated by `/`.
+fn check_table_template(path: &Spanned<String>) -> Parsed<()> {
+    let fixed = template_fixed_text(path, "table path")?;
+    let bad_segment = path
+        .value
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if path.value.is_empty() || bad_segment {
+        return Err(Located::new(
+            path.pos,
+            format!(
+                "table path '{}' must be a relative path without empty, `.` or `..` parts, \
+                 e.g. '${{database}}/${{table}}'",
+                path.value
+            ),
+        ));
+    }
+    if let Some(bad) = fixed
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        return Err(Located::new(
+            path.pos,
+            format!(
+                "table path '{}' contains '{bad}'; table paths may use only letters, digits, \
+                 `.`, `_`, `-` and `/`",
+                path.value
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A template's text without its `${database}` / `${table}` placeholders, which it checks.
+fn template_fixed_text(template: &Spanned<String>, what: &str) -> Parsed<String> {
+    let mut rest = template.value.as_str();
+    let mut fixed = String::new();
+    while let Some(start) = rest.find("${") {
+        fixed.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            return Err(Located::new(
+                template.pos,
+                format!(
+                    "{what} '{}' has a `${{` without a closing `}}`",
+                    template.value
+                ),
+            ));
+        };
+        let placeholder = &rest[start + 2..start + len];
+        if !placeholder.eq_ignore_ascii_case("database")
+            && !placeholder.eq_ignore_ascii_case("table")
+        {
+            return Err(Located::new(
+                template.pos,
+                format!(
+                    "{what} '{}' uses `${{{placeholder}}}`; the placeholders are ${{database}} \
+                     and ${{table}}",
+                    template.value
+                ),
+            ));
+        }
+        rest = &rest[start + len + 1..];
+    }
+    fixed.push_str(rest);
+    Ok(fixed)
 }
 
 /// The WHERE expression: the tokens up to the next top-level COLUMNS / SHARD BY / WITH clause,
@@ -1116,7 +1255,9 @@ impl Parts {
             message,
         };
         let mut projects = self.projects.into_iter();
-        let Some((mut project, source_name, sink_name, start_timestamp)) = projects.next() else {
+        let Some((mut project, source_name, sink_name, start_timestamp, mode_pos)) =
+            projects.next()
+        else {
             return Err(located(
                 self.end,
                 "the file has no CREATE PROJECT statement; add one, e.g. \
@@ -1223,11 +1364,47 @@ impl Parts {
             source.server_id = default_server_id(&project.name.value);
         }
         if self.syncs.is_empty() {
+            let example = match sink.kind {
+                SinkKind::Kafka => "SYNC TABLE db.table TO TOPIC 'topic';",
+                _ => "SYNC TABLE db.table TO TABLE '${database}/${table}';",
+            };
             return Err(located(
                 self.end,
-                "the project syncs no table; add a `SYNC TABLE db.table TO TOPIC 'topic';` statement"
-                    .to_string(),
+                format!("the project syncs no table; add a `{example}` statement"),
             ));
+        }
+        // Lake sinks take tables, Kafka takes topics.
+        if let Some(sync) = self.syncs.iter().find(|s| s.to_table != sink.is_lake()) {
+            let message = match sink.kind {
+                SinkKind::Kafka => format!(
+                    "SYNC TABLE {} writes TO TABLE, but sink `{}` is Kafka, which takes TO TOPIC \
+                     'topic'; write TO TOPIC, or use a sink with type = 'parquet' or 'delta'",
+                    sync.tables.text, sink.name.value
+                ),
+                kind => format!(
+                    "SYNC TABLE {} writes TO TOPIC, but sink `{}` is a {kind} sink, which takes \
+                     TO TABLE 'path' (e.g. TO TABLE '${{database}}/${{table}}')",
+                    sync.tables.text, sink.name.value
+                ),
+            };
+            return Err(located(sync.topic.pos, message));
+        }
+        if let Some(pos) = mode_pos {
+            let wrong = match (sink.kind, project.mode) {
+                (SinkKind::Kafka, _) => Some(format!(
+                    "option `mode` applies to lake sinks, but sink `{}` is Kafka; remove it",
+                    sink.name.value
+                )),
+                (SinkKind::Parquet, LakeMode::Upsert) => Some(format!(
+                    "mode 'upsert' keeps the current state by key, which needs a Delta table; \
+                     sink `{}` writes plain Parquet: use type = 'delta' or mode = 'changelog'",
+                    sink.name.value
+                )),
+                _ => None,
+            };
+            if let Some(message) = wrong {
+                return Err(located(pos, message));
+            }
         }
         Ok(ProjectFile {
             path: path.to_path_buf(),

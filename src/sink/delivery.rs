@@ -21,6 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::admin::{self, TopicPartitions};
 use super::kafka::{Acks, Defaults, KafkaSink, Refused, TransactionState};
+use super::lake::{Lake, LakeWriter};
 use super::throttle::Throttle;
 use super::transactions;
 use crate::batch::{ChangeBatch, ChangeMeta};
@@ -117,6 +118,10 @@ pub struct Delivery {
     started: std::sync::Mutex<BTreeMap<String, KafkaSink>>,
     /// The run's rate limits, shared by every writer.
     throttle: Arc<Throttle>,
+    /// A lake sink, once [`Delivery::recover`] opened it; and each writer role's next commit
+    /// record number.
+    lake: Option<Arc<Lake>>,
+    lake_records: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Delivery {
@@ -136,6 +141,8 @@ impl Delivery {
                 project.project.max_bytes_per_second,
                 stop,
             )),
+            lake: None,
+            lake_records: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -154,6 +161,12 @@ impl Delivery {
             .collect();
         let sink = &self.project.sink;
         let options = &self.project.project;
+        if sink.is_lake() {
+            if options.sync.schema {
+                Lake::open(&self.project, "")?.ensure_tables(tables).await?;
+            }
+            return Ok(TopicPartitions::new());
+        }
         if !options.sync.schema {
             let existing = admin::fetch_topics(sink).await?;
             let missing: Vec<&str> = wanted
@@ -190,6 +203,22 @@ impl Delivery {
         let new_run = checkpoint.run_id.is_empty();
         if new_run {
             checkpoint.run_id = transactions::new_run_id();
+        }
+        if project.sink.is_lake() {
+            let lake = Lake::open(project, &checkpoint.run_id)?;
+            let (progress, next) = lake.recover().await?;
+            if !progress.is_empty() {
+                tracing::info!(
+                    records = progress.len(),
+                    "progress committed to the lake overlays the local checkpoint"
+                );
+                super::lake::overlay(checkpoint, progress);
+            }
+            if let Ok(mut records) = self.lake_records.lock() {
+                *records = next;
+            }
+            self.lake = Some(lake);
+            return Ok(());
         }
         let state = TransactionState {
             project: project.project.name.value.clone(),
@@ -265,6 +294,12 @@ impl Delivery {
     pub async fn snapshot_writers(&self, count: usize) -> Result<Vec<Writer>> {
         let sink = &self.project.sink;
         let mut writers = Vec::with_capacity(count);
+        if self.lake.is_some() {
+            for reader in 0..count {
+                writers.push(self.lake_writer(&format!("full-{reader}"))?);
+            }
+            return Ok(writers);
+        }
         match &self.transactions {
             None => {
                 let shared = Arc::new(KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?);
@@ -288,6 +323,11 @@ impl Delivery {
     /// The binlog stream's writer.
     pub async fn stream_writer(&self) -> Result<Writer> {
         let sink = &self.project.sink;
+        if self.lake.is_some() {
+            let mut writer = self.lake_writer(super::lake::STREAM_ROLE)?;
+            writer.stream = true;
+            return Ok(writer);
+        }
         let kafka = match &self.transactions {
             None => KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?,
             Some(_) => {
@@ -300,9 +340,27 @@ impl Delivery {
         Ok(writer)
     }
 
+    /// A lake sink's writer for `role`, numbering its commits after the last run's.
+    fn lake_writer(&self, role: &str) -> Result<Writer> {
+        let lake = self.lake.as_ref().ok_or_else(|| {
+            Error::Definite("the lake sink is used before it was recovered".to_string())
+        })?;
+        let number = self
+            .lake_records
+            .lock()
+            .ok()
+            .and_then(|records| records.get(role).copied())
+            .unwrap_or(1);
+        Ok(self.writer_to(Out::Lake(LakeWriter::new(lake, role, number))))
+    }
+
     fn writer(&self, kafka: Arc<KafkaSink>) -> Writer {
+        self.writer_to(Out::Kafka(kafka))
+    }
+
+    fn writer_to(&self, out: Out) -> Writer {
         Writer {
-            kafka,
+            out,
             transactions: self.transactions.clone(),
             throttle: Arc::clone(&self.throttle),
             metrics: Arc::clone(&self.metrics),
@@ -317,9 +375,15 @@ impl Delivery {
     }
 }
 
+/// Where a writer's rows go.
+enum Out {
+    Kafka(Arc<KafkaSink>),
+    Lake(LakeWriter),
+}
+
 /// One producing task's handle on the delivery path.
 pub struct Writer {
-    kafka: Arc<KafkaSink>,
+    out: Out,
     transactions: Option<TransactionState>,
     throttle: Arc<Throttle>,
     metrics: Arc<Metrics>,
@@ -347,6 +411,14 @@ impl Writer {
     ) -> Result<()> {
         route.metrics.read(read as u64, batch.num_rows() as u64);
         self.throttle_rows(read as u64).await;
+        if let Out::Lake(lake) = &mut self.out {
+            let bytes = lake.snapshot(&route.plan, batch, acks).await?;
+            self.throttle_bytes(bytes).await;
+            route
+                .metrics
+                .sent(Phase::Full, batch.num_rows() as u64, bytes);
+            return Ok(());
+        }
         self.messages.clear();
         route.encoder.encode_snapshot(batch, &mut self.messages);
         // Snapshot rows count as such, also when the stream's writer sends them (online
@@ -387,6 +459,15 @@ impl Writer {
         if emits.is_empty() {
             return Ok(0);
         }
+        let phase = self.phase();
+        if let Out::Lake(lake) = &mut self.out {
+            let (rows, bytes) = lake
+                .changes(&route.plan, &images, &emits, meta, acks)
+                .await?;
+            self.throttle_bytes(bytes).await;
+            route.metrics.sent(phase, rows as u64, bytes);
+            return Ok(rows);
+        }
         self.messages.clear();
         route.encoder.encode_keyed_changes(
             &images,
@@ -407,6 +488,11 @@ impl Writer {
         meta: &ChangeMeta,
         acks: &Arc<Acks>,
     ) -> Result<bool> {
+        if let Out::Lake(lake) = &mut self.out {
+            lake.ddl(&route.plan, statement, meta, acks).await?;
+            route.metrics.ddl(1);
+            return Ok(true);
+        }
         self.messages.clear();
         if !route
             .encoder
@@ -425,6 +511,10 @@ impl Writer {
     /// A HEARTBEAT record at `seconds` to every partition of the route's topic; `false` when the
     /// format has none. Heartbeats move no checkpoint: nobody awaits their acknowledgement.
     pub async fn heartbeat(&mut self, route: &mut Route, seconds: u64) -> Result<bool> {
+        // A lake table's commits show the stream is alive; it has no heartbeat rows.
+        if let Out::Lake(_) = self.out {
+            return Ok(false);
+        }
         self.messages.clear();
         if !route.encoder.encode_heartbeat(seconds, &mut self.messages) {
             return Ok(false);
@@ -463,9 +553,13 @@ impl Writer {
                 Target::ByKey => self.messages.payload_bytes(),
                 Target::Each(partitions) => self.messages.payload(0).len() * partitions.len(),
             };
-            let waited = self.throttle.bytes(bytes as u64).await;
-            self.metrics.throttled(waited);
+            self.throttle_bytes(bytes as u64).await;
         }
+        let Out::Kafka(kafka) = &self.out else {
+            return Err(Error::Definite(
+                "a lake sink's writer was handed Kafka messages".to_string(),
+            ));
+        };
         let messages = &self.messages;
         let topic = route.plan.topic.as_str();
         let (sent, bytes) = match target {
@@ -480,7 +574,7 @@ impl Writer {
                     .iter()
                     .enumerate()
                     .map(|(i, &partition)| (partition, messages.key(i), messages.payload(i)));
-                self.kafka
+                kafka
                     .send_all(topic, records, messages.bytes(), acks)
                     .await
                     .map_err(|refused| send_error(&route.plan, refused))?;
@@ -490,7 +584,7 @@ impl Writer {
                 let count = partitions.len();
                 let payload = messages.payload(0);
                 let records = partitions.map(|partition| (partition, None, payload));
-                self.kafka
+                kafka
                     .send_all(topic, records, payload.len() * count, acks)
                     .await
                     .map_err(|refused| send_error(&route.plan, refused))?;
@@ -504,51 +598,95 @@ impl Writer {
         Ok(sent)
     }
 
-    /// Waits while the run is over `max_rows_per_second`.
-    async fn throttle_rows(&self, rows: u64) {
-        if !self.throttle.is_off() {
-            let waited = self.throttle.rows(rows).await;
-            self.metrics.throttled(waited);
+    /// Waits while the run is over `max_bytes_per_second`. (Borrows only what it needs: a
+    /// lake writer's open files cannot be shared across an await.)
+    fn throttle_bytes(&self, bytes: u64) -> impl Future<Output = ()> + Send + 'static {
+        let (throttle, metrics) = (Arc::clone(&self.throttle), Arc::clone(&self.metrics));
+        async move {
+            if !throttle.is_off() {
+                metrics.throttled(throttle.bytes(bytes).await);
+            }
         }
     }
 
-    /// Opens a Kafka transaction (`exactly_once` only; nothing otherwise).
+    /// Waits while the run is over `max_rows_per_second`.
+    fn throttle_rows(&self, rows: u64) -> impl Future<Output = ()> + Send + 'static {
+        let (throttle, metrics) = (Arc::clone(&self.throttle), Arc::clone(&self.metrics));
+        async move {
+            if !throttle.is_off() {
+                metrics.throttled(throttle.rows(rows).await);
+            }
+        }
+    }
+
+    /// Opens a Kafka transaction (`exactly_once` only; nothing otherwise). A lake writer's
+    /// transaction is always open: whatever it wrote since its last commit.
     pub fn begin(&self) -> Result<()> {
-        match self.transactions {
-            Some(_) => self.kafka.begin(),
-            None => Ok(()),
+        match (&self.out, &self.transactions) {
+            (Out::Kafka(kafka), Some(_)) => kafka.begin(),
+            _ => Ok(()),
         }
     }
 
     /// Commits the open transaction with the progress its messages make (`exactly_once`
-    /// only; nothing otherwise).
-    pub async fn commit(&self, progress: &[Progress]) -> Result<()> {
-        let Some(state) = &self.transactions else {
-            return Ok(());
-        };
+    /// only; nothing otherwise). A lake writer commits its files with the progress.
+    pub async fn commit(&mut self, progress: &[Progress]) -> Result<()> {
         let began = std::time::Instant::now();
-        if let Err(e) = self.kafka.commit(state, progress).await {
-            self.kafka.abort();
-            return Err(e);
+        match (&mut self.out, &self.transactions) {
+            (Out::Lake(lake), _) => {
+                if let Err(e) = lake.commit(progress).await {
+                    lake.abort();
+                    return Err(e);
+                }
+            }
+            (Out::Kafka(kafka), Some(state)) => {
+                if let Err(e) = kafka.commit(state, progress).await {
+                    kafka.abort();
+                    return Err(e);
+                }
+            }
+            (Out::Kafka(_), None) => return Ok(()),
         }
         self.metrics.transaction_committed(began.elapsed());
         Ok(())
     }
 
     /// Aborts the open transaction (`exactly_once` only).
-    pub fn abort(&self) {
-        if self.transactions.is_some() {
-            self.kafka.abort();
+    pub fn abort(&mut self) {
+        match (&mut self.out, &self.transactions) {
+            (Out::Lake(lake), _) => lake.abort(),
+            (Out::Kafka(kafka), Some(_)) => kafka.abort(),
+            (Out::Kafka(_), None) => {}
         }
     }
 
+    /// Whether what this writer sends counts only once committed: Kafka with
+    /// `exactly_once`, and every lake sink.
     pub fn exactly_once(&self) -> bool {
-        self.transactions.is_some()
+        matches!(self.out, Out::Lake(_)) || self.transactions.is_some()
+    }
+
+    /// How long a commit may wait while changes keep coming: the lake sink's
+    /// `commit_interval_ms`; `None` for Kafka (its transactions commit every 50 ms).
+    pub fn commit_interval(&self) -> Option<std::time::Duration> {
+        match &self.out {
+            Out::Lake(lake) => Some(lake.commit_interval()),
+            Out::Kafka(_) => None,
+        }
+    }
+
+    /// Lake change rows continue the `_seq` of earlier runs: `last` changes were committed.
+    pub fn continue_sequence(&mut self, last: u64) {
+        if let Out::Lake(lake) = &mut self.out {
+            lake.continue_sequence(last);
+        }
     }
 
     /// Waits (bounded) for everything in flight, e.g. before a clean pause.
     pub fn flush(&self, timeout: std::time::Duration) {
-        self.kafka.flush(timeout);
+        if let Out::Kafka(kafka) = &self.out {
+            kafka.flush(timeout);
+        }
     }
 }
 

@@ -81,13 +81,13 @@ impl Acks {
     }
 
     /// Counts `messages` more as handed over and unacknowledged.
-    fn expect(&self, messages: u64) {
+    pub(crate) fn expect(&self, messages: u64) {
         self.pending.fetch_add(messages, Ordering::AcqRel);
         self.sent.fetch_add(messages, Ordering::AcqRel);
     }
 
     /// Counts `messages` as acknowledged (with the first failure among them, if any).
-    fn settle(&self, messages: u64, failure: Option<String>) {
+    pub(crate) fn settle(&self, messages: u64, failure: Option<String>) {
         if let Some(failure) = failure
             && let Ok(mut first) = self.failure.lock()
             && first.is_none()

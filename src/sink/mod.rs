@@ -2,11 +2,14 @@
 //! messages uses (batches in, acknowledgements out); behind it sit the Kafka producer
 //! ([`kafka`]: in-flight bytes, delivery callbacks, transactions), topic administration
 //! ([`admin`]), exactly-once progress records ([`transactions`]) and the Kafka half of `check`
-//! ([`precheck`]), and the run's rate limits ([`throttle`]).
+//! ([`precheck`]), and the run's rate limits ([`throttle`]). A lake sink ([`lake`]) takes
+//! Kafka's place behind the same writer: Parquet files or Delta tables, committed with the
+//! source progress they make.
 
 pub mod admin;
 pub mod delivery;
 pub mod kafka;
+pub mod lake;
 pub mod precheck;
 pub mod throttle;
 pub mod transactions;

@@ -223,17 +223,25 @@ pub struct Project {
 
 impl Project {
     pub fn new(name: &str, source: &str, options: &str, syncs: &str) -> Project {
+        let sink = format!(
+            "type = 'kafka', 'bootstrap.servers' = '{}'",
+            kafka_bootstrap()
+        );
+        Project::with_sink(name, source, &sink, options, syncs)
+    }
+
+    /// A project whose sink (`CREATE SINK kafka WITH ({sink})`) is the test's own.
+    pub fn with_sink(name: &str, source: &str, sink: &str, options: &str, syncs: &str) -> Project {
         let dir = temp_dir(name);
         let file = dir.join(format!("{name}.sql"));
         std::fs::write(
             &file,
             format!(
                 "CREATE SOURCE src WITH ({source});
-CREATE SINK kafka WITH (type = 'kafka', 'bootstrap.servers' = '{kafka}');
+CREATE SINK kafka WITH ({sink});
 CREATE PROJECT {name} FROM src TO kafka WITH ({options});
 {syncs}
-",
-                kafka = kafka_bootstrap(),
+"
             ),
         )
         .expect("write project");
@@ -241,6 +249,11 @@ CREATE PROJECT {name} FROM src TO kafka WITH ({options});
             file,
             state: dir.join("state"),
         }
+    }
+
+    /// The directory the project file is in (a fresh temp dir).
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.file.parent().expect("project dir").to_path_buf()
     }
 
     /// Adds statements (SYNCs) to the project file, as a user editing it would.

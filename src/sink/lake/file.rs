@@ -1,0 +1,99 @@
+//! One Parquet data file being written: straight from the Arrow batches, in row groups of a
+//! bounded size, uploaded as it grows (a multipart upload on S3), so memory stays at about one
+//! row group per open file whatever the table's size.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::store::Store;
+use crate::error::{Error, Result};
+
+/// A row group is closed once its encoded columns pass this size.
+const ROW_GROUP_BYTES: usize = 32 << 20;
+
+pub struct OpenFile {
+    /// The lake table, relative to the sink's path.
+    pub table: String,
+    /// Relative to the table: where it is written, and where readers find it once published.
+    pub written: String,
+    pub published: String,
+    pub schema: SchemaRef,
+    pub rows: u64,
+    writer: AsyncArrowWriter<BufWriter>,
+}
+
+/// What a closed file is.
+pub struct Closed {
+    pub size: u64,
+    pub rows: u64,
+}
+
+impl OpenFile {
+    pub fn create(
+        store: &Store,
+        table: &str,
+        written: String,
+        published: String,
+        schema: SchemaRef,
+    ) -> Result<OpenFile> {
+        let location: Path = store.path(&format!("{table}/{written}"));
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let sink = BufWriter::new(std::sync::Arc::clone(&store.objects), location);
+        let writer =
+            AsyncArrowWriter::try_new(sink, std::sync::Arc::clone(&schema), Some(properties))
+                .map_err(|e| parquet_error(table, &written, e))?;
+        Ok(OpenFile {
+            table: table.to_string(),
+            written,
+            published,
+            schema,
+            rows: 0,
+            writer,
+        })
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .await
+            .map_err(|e| parquet_error(&self.table, &self.written, e))?;
+        self.rows += batch.num_rows() as u64;
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer
+                .flush()
+                .await
+                .map_err(|e| parquet_error(&self.table, &self.written, e))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the file holds so far, the open row group included.
+    pub fn bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    /// Writes the footer and completes the upload.
+    pub async fn close(mut self) -> Result<Closed> {
+        self.writer
+            .finish()
+            .await
+            .map_err(|e| parquet_error(&self.table, &self.written, e))?;
+        let size = self.writer.bytes_written() as u64;
+        Ok(Closed {
+            size,
+            rows: self.rows,
+        })
+    }
+}
+
+fn parquet_error(table: &str, file: &str, e: parquet::errors::ParquetError) -> Error {
+    Error::Sink(format!("lake table {table}: writing {file}: {e}"))
+}

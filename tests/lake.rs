@@ -1,0 +1,363 @@
+//! The lake sink against real readers: what pyarrow, duckdb, the `deltalake` package and
+//! polars read from the files tributary wrote must be the source's rows (full sync), and the
+//! changelog replayed per key must be the source's final state (incremental).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Project, mariadb, mariadb_source, run_sql, unique};
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+/// The Python with the independent readers (`scripts/services up lakepy`).
+fn python() -> std::path::PathBuf {
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".services/lakepy/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the lake readers are not installed at {}; run `scripts/services up lakepy`",
+        venv.display()
+    );
+    venv
+}
+
+type Row = BTreeMap<String, Option<String>>;
+
+/// The rows `reader` reads at `path`.
+fn read_lake(reader: &str, path: &str, env: &[(&str, String)]) -> Vec<Row> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lake/read_table.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args([reader, path])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run the python reader");
+    assert!(
+        out.status.success(),
+        "{reader} could not read {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let value: BTreeMap<String, Value> = serde_json::from_str(line).expect("json row");
+            value
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_string)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The source's rows as text, by id: `SELECT id, <expressions>` in UTC.
+async fn source_rows(
+    conn: &mut mysql_async::Conn,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> BTreeMap<String, Row> {
+    conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    let select = columns
+        .iter()
+        .map(|(_, expr)| format!("CAST({expr} AS CHAR)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<mysql_async::Row> = conn
+        .query(format!(
+            "SELECT CAST(id AS CHAR), {select} FROM {table} ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|row| {
+            let id: String = row.get(0).unwrap();
+            let mut values = Row::new();
+            values.insert("id".to_string(), Some(id.clone()));
+            for (i, (name, _)) in columns.iter().enumerate() {
+                let value: Option<String> = row.get(i + 1).unwrap();
+                values.insert(name.to_string(), value);
+            }
+            (id, values)
+        })
+        .collect()
+}
+
+/// A lake row without its change columns.
+fn data(row: &Row) -> Row {
+    row.iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The changelog replayed per key in `_seq` order: the table's current state.
+fn replay(rows: &[Row]) -> BTreeMap<String, Row> {
+    let mut ordered: Vec<&Row> = rows.iter().collect();
+    ordered.sort_by_key(|r| {
+        r["_seq"]
+            .as_deref()
+            .and_then(|s| s.parse::<i64>().ok())
+            .expect("_seq")
+    });
+    let mut state = BTreeMap::new();
+    for row in ordered {
+        let id = row["id"].clone().expect("id");
+        match row["_op"].as_deref() {
+            Some("snapshot" | "insert" | "update") => {
+                state.insert(id, data(row));
+            }
+            Some("delete") => {
+                state.remove(&id);
+            }
+            Some("update_before") => {}
+            other => panic!("unexpected _op {other:?}"),
+        }
+    }
+    state
+}
+
+const TYPES_TABLE: &str = "CREATE TABLE t (
+    id INT PRIMARY KEY,
+    u BIGINT UNSIGNED,
+    tiny TINYINT UNSIGNED,
+    d DECIMAL(12,2),
+    s VARCHAR(40),
+    dt DATETIME,
+    ts TIMESTAMP NULL,
+    day DATE,
+    tm TIME,
+    b BLOB,
+    f DOUBLE
+)";
+
+const TYPES_ROWS: &str =
+    "INSERT INTO t SELECT seq, seq * 1000003 + 18446744000000000000 * (seq % 2),
+    seq % 256, seq / 8, IF(seq % 11 = 0, NULL, CONCAT('row ', seq, ' é')),
+    '2024-01-01 00:00:00' + INTERVAL seq MINUTE, '2024-02-01 00:00:00' + INTERVAL seq SECOND,
+    '2020-01-01' + INTERVAL seq % 1000 DAY, SEC_TO_TIME(seq % 86400), UNHEX(HEX(seq)), seq / 4
+  FROM seq_1_to_20000";
+
+/// The columns as text: Delta holds TIME as microseconds since midnight.
+fn typed_columns(delta: bool) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("u", "u"),
+        ("tiny", "tiny"),
+        ("d", "d"),
+        ("s", "s"),
+        ("dt", "dt"),
+        ("ts", "ts"),
+        ("day", "day"),
+        (
+            "tm",
+            if delta {
+                "TIME_TO_SEC(tm) * 1000000 + MICROSECOND(tm)"
+            } else {
+                "tm"
+            },
+        ),
+        ("b", "LOWER(HEX(b))"),
+        ("f", "f"),
+    ]
+}
+
+fn lake_project(name: &str, kind: &str, path: &str, options: &str, db: &str) -> Project {
+    Project::with_sink(
+        name,
+        &mariadb_source("src"),
+        &format!("type = '{kind}', path = '{path}'"),
+        options,
+        &format!("SYNC TABLE {db}.* TO TABLE '${{database}}/${{table}}';"),
+    )
+}
+
+async fn typed_database() -> (mysql_async::Conn, String) {
+    let mut conn = mariadb().await;
+    let db = unique("lake");
+    run_sql(
+        &mut conn,
+        &format!("CREATE DATABASE {db};\nUSE {db};\n{TYPES_TABLE};\n{TYPES_ROWS}"),
+    )
+    .await;
+    (conn, db)
+}
+
+#[tokio::test]
+async fn full_sync_to_parquet_reads_back_as_the_source_with_pyarrow_and_duckdb() {
+    let (mut conn, db) = typed_database().await;
+    let lake = common::temp_dir("lakefull").join("lake");
+    let project = lake_project(
+        "lakefull",
+        "parquet",
+        &lake.display().to_string(),
+        "sync = 'full', chunk_rows = 3000",
+        &db,
+    );
+    let outcome = project.run(&[]);
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    let expected = source_rows(&mut conn, &format!("{db}.t"), &typed_columns(false)).await;
+    let table = lake.join(&db).join("t");
+    let files: Vec<_> = std::fs::read_dir(&table)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert!(
+        files.len() >= 7,
+        "one file per chunk at least: {}",
+        files.len()
+    );
+    for reader in ["pyarrow", "duckdb"] {
+        let rows = read_lake(reader, &table.display().to_string(), &[]);
+        assert_eq!(rows.len(), expected.len(), "{reader}: every row once");
+        assert!(rows.iter().all(|r| r["_op"].as_deref() == Some("snapshot")));
+        let read: BTreeMap<String, Row> = rows
+            .iter()
+            .map(|r| (r["id"].clone().unwrap(), data(r)))
+            .collect();
+        assert_eq!(read.len(), expected.len(), "{reader}: no id twice");
+        for (id, row) in &expected {
+            assert_eq!(read.get(id), Some(row), "{reader}: row {id}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_delta_table_follows_inserts_updates_deletes_and_an_added_column() {
+    let (mut conn, db) = typed_database().await;
+    let dir = common::temp_dir("lakedelta");
+    let lake = dir.join("lake");
+    let project = lake_project(
+        "lakedelta",
+        "delta",
+        &format!("file://{}", lake.display()),
+        "sync = 'schema, full, incremental', incremental = 'dml, ddl', chunk_rows = 5000",
+        &db,
+    );
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    run_sql(
+        &mut conn,
+        &format!(
+            "USE {db};
+UPDATE t SET s = CONCAT('changed ', id), d = d + 1 WHERE id % 7 = 0;
+DELETE FROM t WHERE id % 13 = 0;
+INSERT INTO t (id, u, s) SELECT seq + 100000, seq, 'new' FROM seq_1_to_500;
+ALTER TABLE t ADD COLUMN extra VARCHAR(10) NULL;
+UPDATE t SET extra = 'x' WHERE id % 5 = 0;
+INSERT INTO t (id, s, extra) VALUES (200001, 'after ddl', 'y');
+UPDATE t SET id = 300000 WHERE id = 3"
+        ),
+    )
+    .await;
+    project.catch_up_after(&mut run);
+    let mut columns = typed_columns(true);
+    columns.push(("extra", "extra"));
+    let expected = source_rows(&mut conn, &format!("{db}.t"), &columns).await;
+    let table = lake.join(&db).join("t").display().to_string();
+    for reader in ["deltalake", "polars"] {
+        let rows = read_lake(reader, &table, &[]);
+        let state = replay(&rows);
+        assert_eq!(
+            state.len(),
+            expected.len(),
+            "{reader}: the keys of the source"
+        );
+        for (id, row) in &expected {
+            assert_eq!(state.get(id), Some(row), "{reader}: row {id}");
+        }
+        let seqs: std::collections::BTreeSet<_> = rows
+            .iter()
+            .filter(|r| r["_op"].as_deref() != Some("snapshot"))
+            .map(|r| r["_seq"].clone())
+            .collect();
+        let changes = rows
+            .iter()
+            .filter(|r| r["_op"].as_deref() != Some("snapshot"))
+            .count();
+        assert_eq!(
+            seqs.len(),
+            changes,
+            "{reader}: every change once, each its own _seq"
+        );
+    }
+    // The DDL is recorded beside the tables.
+    let ddl = read_lake("deltalake", &lake.join("_ddl").display().to_string(), &[]);
+    assert!(
+        ddl.iter().any(|r| r["statement"]
+            .as_deref()
+            .is_some_and(|s| s.contains("ADD COLUMN extra"))),
+        "{ddl:?}"
+    );
+}
+
+#[tokio::test]
+async fn killed_during_commits_the_lake_neither_loses_nor_repeats_a_row() {
+    let mut conn = mariadb().await;
+    let db = unique("lakekill");
+    run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+USE {db};
+CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
+INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_60000"
+        ),
+    )
+    .await;
+    let dir = common::temp_dir("lakekill");
+    let lake = dir.join("lake");
+    let project = lake_project(
+        "lakekill",
+        "parquet",
+        &lake.display().to_string(),
+        "sync = 'full, incremental', chunk_rows = 4000, full_concurrency = 2",
+        &db,
+    );
+    for round in 0..4u32 {
+        let mut run = project.spawn(&[]);
+        tokio::time::sleep(Duration::from_millis(700 + 400 * u64::from(round))).await;
+        run_sql(
+            &mut conn,
+            &format!(
+                "USE {db};
+UPDATE t SET v = v + 1, s = 'round {round}' WHERE id % 3 = {m};
+INSERT INTO t SELECT seq + {base}, seq, 'inserted' FROM seq_1_to_300;
+DELETE FROM t WHERE id % 17 = {round}",
+                m = round % 3,
+                base = 100_000 * (round + 1)
+            ),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        run.kill().expect("kill -9");
+        run.wait().expect("wait");
+    }
+    project.catch_up();
+    let expected = source_rows(&mut conn, &format!("{db}.t"), &[("v", "v"), ("s", "s")]).await;
+    let table = lake.join(&db).join("t").display().to_string();
+    let rows = read_lake("pyarrow", &table, &[]);
+    let snapshots: Vec<_> = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() == Some("snapshot"))
+        .map(|r| r["id"].clone())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = snapshots.iter().collect();
+    assert_eq!(snapshots.len(), distinct.len(), "no snapshot row twice");
+    assert_eq!(snapshots.len(), 60_000, "every snapshot row once");
+    // Each statement changes a key once: a change read twice would repeat its key, kind and
+    // transaction.
+    let changes: Vec<_> = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() != Some("snapshot"))
+        .map(|r| (r["id"].clone(), r["_op"].clone(), r["_position"].clone()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = changes.iter().collect();
+    assert_eq!(changes.len(), distinct.len(), "no change twice");
+    let state = replay(&rows);
+    assert_eq!(state.len(), expected.len());
+    for (id, row) in &expected {
+        assert_eq!(state.get(id), Some(row), "row {id}");
+    }
+}
