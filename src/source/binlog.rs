@@ -788,7 +788,17 @@ impl BinlogReader {
                 (columns, charsets)
             }
         };
-        for row in rows.rows(tme) {
+        // Every row a server writes takes at least a byte: a rows event whose rows take none
+        // (no column present) would otherwise yield rows without end.
+        let most_rows = rows.rows_data().len();
+        for (n, row) in rows.rows(tme).enumerate() {
+            if n >= most_rows {
+                return Err(Error::Definite(format!(
+                    "the rows event of {database}.{table} at {}:{} holds more rows than bytes, \
+                     which no server writes; the binlog is damaged",
+                    at.file, at.pos
+                )));
+            }
             let (before, after) = row.map_err(|e| {
                 Error::Definite(format!(
                     "cannot decode a row of {database}.{table} at {}:{}: {e}",
