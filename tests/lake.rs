@@ -361,3 +361,161 @@ DELETE FROM t WHERE id % 17 = {round}",
         assert_eq!(state.get(id), Some(row), "row {id}");
     }
 }
+
+/// The S3 server `scripts/services up s3` runs, and its test credentials.
+const S3_ENDPOINT: &str = "http://127.0.0.1:8333";
+const S3_KEY: &str = "tributary";
+const S3_SECRET: &str = "tributary-secret";
+
+fn s3_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("S3_ENDPOINT", S3_ENDPOINT.to_string()),
+        ("S3_KEY", S3_KEY.to_string()),
+        ("S3_SECRET", S3_SECRET.to_string()),
+    ]
+}
+
+fn require_s3() {
+    let reachable = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:8333".parse().unwrap(),
+        Duration::from_secs(2),
+    )
+    .is_ok();
+    assert!(
+        reachable,
+        "the S3 server at {S3_ENDPOINT} is not running; start it with `scripts/services up s3`"
+    );
+}
+
+/// Full sync, then changes streamed across a kill -9, to `kind` tables on S3: the replayed
+/// table is the source's, every change once.
+async fn s3_round_trip(kind: &str, reader: &str) {
+    require_s3();
+    let mut conn = mariadb().await;
+    let db = unique("lakes3");
+    run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+USE {db};
+CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
+INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_20000"
+        ),
+    )
+    .await;
+    let project = Project::with_sink(
+        "lakes3",
+        &mariadb_source("src"),
+        &format!(
+            "type = '{kind}', path = 's3://lake/{db}', 's3.endpoint' = '{S3_ENDPOINT}', \
+             's3.access_key_id' = '{S3_KEY}', 's3.secret_access_key' = env('LAKE_S3_SECRET'), \
+             commit_interval_ms = 300"
+        ),
+        "sync = 'full, incremental', chunk_rows = 2500",
+        &format!("SYNC TABLE {db}.t TO TABLE '${{table}}';"),
+    );
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("LAKE_S3_SECRET", S3_SECRET) };
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    run_sql(
+        &mut conn,
+        &format!(
+            "USE {db};
+UPDATE t SET v = v * 2, s = 'doubled' WHERE id % 4 = 0;
+DELETE FROM t WHERE id % 9 = 0;
+INSERT INTO t SELECT seq + 50000, seq, 'new' FROM seq_1_to_700"
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.kill().expect("kill -9");
+    run.wait().expect("wait");
+    run_sql(
+        &mut conn,
+        &format!("USE {db};\nUPDATE t SET s = 'after the kill' WHERE id % 5 = 1"),
+    )
+    .await;
+    project.catch_up();
+    let expected = source_rows(&mut conn, &format!("{db}.t"), &[("v", "v"), ("s", "s")]).await;
+    let rows = read_lake(reader, &format!("s3://lake/{db}/t"), &s3_env());
+    let changes: Vec<_> = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() != Some("snapshot"))
+        .map(|r| (r["id"].clone(), r["_op"].clone(), r["_position"].clone()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = changes.iter().collect();
+    assert_eq!(changes.len(), distinct.len(), "{kind}: no change twice");
+    let snapshots = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() == Some("snapshot"))
+        .count();
+    assert_eq!(snapshots, 20_000, "{kind}: every snapshot row once");
+    let state = replay(&rows);
+    assert_eq!(state.len(), expected.len(), "{kind}");
+    for (id, row) in &expected {
+        assert_eq!(state.get(id), Some(row), "{kind}: row {id}");
+    }
+}
+
+#[tokio::test]
+async fn delta_tables_on_s3_survive_a_kill() {
+    s3_round_trip("delta", "deltalake").await;
+}
+
+#[tokio::test]
+async fn parquet_tables_on_s3_survive_a_kill() {
+    s3_round_trip("parquet", "pyarrow").await;
+}
+
+#[tokio::test]
+async fn check_probes_the_store_and_a_reset_project_does_not_append_to_its_old_tables() {
+    let mut conn = mariadb().await;
+    let db = unique("lakereset");
+    run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+USE {db};
+CREATE TABLE t (id INT PRIMARY KEY);
+INSERT INTO t SELECT seq FROM seq_1_to_100"
+        ),
+    )
+    .await;
+    let lake = common::temp_dir("lakereset").join("lake");
+    let project = lake_project(
+        "lakereset",
+        "delta",
+        &lake.display().to_string(),
+        "sync = 'schema, full'",
+        &db,
+    );
+    let check = common::tributary(&["check", project.file.to_str().unwrap()]);
+    assert!(
+        check
+            .stdout
+            .contains("delta tables can be written at file://"),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+    assert_eq!(project.run(&[]).code, 0);
+    let args = project.args("reset", &[]);
+    let reset = common::tributary(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    let again = project.run(&[]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again
+            .stderr
+            .contains("already holds data written by an earlier run"),
+        "{}",
+        again.stderr
+    );
+    let rows = read_lake(
+        "deltalake",
+        &lake.join(&db).join("t").display().to_string(),
+        &[],
+    );
+    assert_eq!(rows.len(), 100, "the refused run wrote nothing");
+}

@@ -144,7 +144,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     // A lake sink always commits its files with the progress they make, like Kafka
     // transactions do with `exactly_once`.
     if project.project.exactly_once || project.sink.is_lake() {
-        delivery.recover(checkpoint.state_mut()).await?;
+        delivery
+            .recover(checkpoint.state_mut(), &plan.tables)
+            .await?;
         checkpoint.save().await?;
     } else if !checkpoint.state().run_id.is_empty() {
         // Without transactions the file moves on alone: what the state topic holds for the old

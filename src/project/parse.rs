@@ -1479,7 +1479,94 @@ pub(crate) fn check_filter_text(text: &str) -> std::result::Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::default_server_id;
+    use super::*;
+
+    const SOURCE: &str = "CREATE SOURCE src WITH (type = 'mariadb', host = 'h', user = 'u');\n";
+
+    fn lake_error(text: &str) -> (u64, String) {
+        match parse_project(Path::new("p.sql"), &format!("{SOURCE}{text}")) {
+            Err(Error::Project { line, message, .. }) => (line, message),
+            other => panic!("expected a located error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lake_sinks_take_tables_and_kafka_sinks_topics() {
+        let ok = parse_project(
+            Path::new("p.sql"),
+            &format!(
+                "{SOURCE}CREATE SINK lake WITH (type = 'delta', path = 's3://b/raw', \
+                 's3.endpoint' = 'http://127.0.0.1:8333', file_size_mb = 64);
+CREATE PROJECT p FROM src TO lake WITH (mode = 'upsert', before_images = true);
+SYNC TABLE shop.* TO TABLE '${{database}}/${{table}}';"
+            ),
+        )
+        .expect("a lake project");
+        let lake = ok.sink.lake.as_ref().expect("lake options");
+        assert_eq!(ok.sink.kind, SinkKind::Delta);
+        assert_eq!(lake.file_bytes, 64 << 20);
+        assert_eq!(lake.commit_interval_ms, 1000);
+        assert_eq!(
+            ok.sink.property("s3.endpoint"),
+            Some("http://127.0.0.1:8333")
+        );
+        assert_eq!(ok.project.mode, LakeMode::Upsert);
+        assert!(ok.project.before_images && ok.syncs[0].to_table);
+
+        let (line, message) = lake_error(
+            "CREATE SINK lake WITH (type = 'parquet', path = '/data/lake');
+CREATE PROJECT p FROM src TO lake;
+SYNC TABLE shop.t TO TOPIC 't';",
+        );
+        assert_eq!(line, 4);
+        assert!(
+            message.contains("parquet sink, which takes TO TABLE"),
+            "{message}"
+        );
+
+        let (line, message) = lake_error(
+            "CREATE SINK k WITH (type = 'kafka', 'bootstrap.servers' = 'b:9092');
+CREATE PROJECT p FROM src TO k;
+SYNC TABLE shop.t TO TABLE 't';",
+        );
+        assert_eq!(line, 4);
+        assert!(
+            message.contains("is Kafka, which takes TO TOPIC"),
+            "{message}"
+        );
+
+        let (line, message) = lake_error(
+            "CREATE SINK lake WITH (type = 'parquet', path = '/data/lake');
+CREATE PROJECT p FROM src TO lake WITH (mode = 'upsert');
+SYNC TABLE shop.t TO TABLE 't';",
+        );
+        assert_eq!(line, 3);
+        assert!(message.contains("needs a Delta table"), "{message}");
+
+        let (line, message) = lake_error(
+            "CREATE SINK lake WITH (type = 'delta', path = '/d', 's3.endpoint' = 'x', \
+             'bootstrap.servers' = 'b');",
+        );
+        assert_eq!(line, 2);
+        assert!(
+            message.contains("takes no property 'bootstrap.servers'"),
+            "{message}"
+        );
+
+        let (_, message) = lake_error("CREATE SINK lake WITH (type = 'delta');");
+        assert!(message.contains("`path`"), "{message}");
+        let (_, message) = lake_error("CREATE SINK lake WITH (type = 'delta', path = 'http://x');");
+        assert!(message.contains("expects a local directory"), "{message}");
+        let (_, message) = lake_error(
+            "CREATE SINK lake WITH (type = 'delta', path = '/d');
+CREATE PROJECT p FROM src TO lake;
+SYNC TABLE shop.t TO TABLE '../t';",
+        );
+        assert!(
+            message.contains("without empty, `.` or `..` parts"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn default_server_ids_differ_by_project_and_stay_put() {

@@ -197,7 +197,11 @@ impl Delivery {
     /// this project's earlier producers, and the progress the last runs committed — which
     /// overlays the local checkpoint where it is newer (a crash between a commit and the file's
     /// save leaves the file behind).
-    pub async fn recover(&mut self, checkpoint: &mut Checkpoint) -> Result<()> {
+    pub async fn recover(
+        &mut self,
+        checkpoint: &mut Checkpoint,
+        tables: &[TablePlan],
+    ) -> Result<()> {
         let project = &self.project;
         // A new run id has no progress in the state topic yet: nothing to read back.
         let new_run = checkpoint.run_id.is_empty();
@@ -206,6 +210,9 @@ impl Delivery {
         }
         if project.sink.is_lake() {
             let lake = Lake::open(project, &checkpoint.run_id)?;
+            if new_run {
+                lake.refuse_filled_tables(tables).await?;
+            }
             let (progress, next) = lake.recover().await?;
             if !progress.is_empty() {
                 tracing::info!(

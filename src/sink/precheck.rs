@@ -12,6 +12,9 @@ use crate::project::{Partitioning, SinkDef};
 
 /// The Kafka checks of `tributary check`.
 pub async fn check_sink(sink: &SinkDef, plan: Option<&Plan>) -> Vec<CheckItem> {
+    if sink.is_lake() {
+        return super::lake::check(sink).await;
+    }
     let what = format!("sink {}", sink.name.value);
     let mut items = Vec::new();
     if let Err(e) = admin_client(sink) {

@@ -91,6 +91,37 @@ impl Lake {
         Ok((progress, next))
     }
 
+    /// A first run (no checkpoint) must not append to tables an earlier run filled: its
+    /// snapshot rows and `_seq` would mix with theirs, and no replay could tell which is newer.
+    pub async fn refuse_filled_tables(&self, tables: &[TablePlan]) -> Result<()> {
+        use futures::TryStreamExt;
+        for plan in tables {
+            let dir = self.store.path(&plan.topic);
+            let mut listing = self.store.objects.list(Some(&dir));
+            while let Some(meta) = listing
+                .try_next()
+                .await
+                .map_err(|e| log::store_error(&format!("listing {dir}"), e))?
+            {
+                let name = meta.location.as_ref();
+                let data = name.ends_with(".parquet")
+                    && !name.contains("/_staging/")
+                    && !name.contains("/_delta_log/");
+                if data {
+                    return Err(Error::Config(format!(
+                        "lake table {} (for {}) already holds data written by an earlier run \
+                         of this project, but there is no checkpoint for it (a reset, or a new \
+                         state dir): move or delete the table, or write to a new path, before \
+                         syncing it again",
+                        plan.topic,
+                        plan.qualified()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the Delta tables of `tables` that do not exist yet (schema sync); plain Parquet
     /// tables appear with their first file.
     pub async fn ensure_tables(&self, tables: &[TablePlan]) -> Result<()> {
@@ -463,6 +494,39 @@ fn ddl_row(plan: &TablePlan, statement: &str, meta: &ChangeMeta, seq: i64) -> Re
     ];
     RecordBatch::try_new(schema, columns)
         .map_err(|e| Error::Definite(format!("the _ddl row for {}: {e}", plan.qualified())))
+}
+
+/// `tributary check` for a lake sink: the store opens, and a probe object can be written, read
+/// and deleted where the tables go.
+pub async fn check(sink: &crate::project::SinkDef) -> Vec<crate::check::CheckItem> {
+    use crate::check::CheckItem;
+    let what = format!("sink {}", sink.name.value);
+    let store = match Store::open(sink) {
+        Ok(store) => store,
+        Err(e) => return vec![CheckItem::fail(format!("{what}: settings"), e.to_string())],
+    };
+    let probe = store.path("_tributary/check-probe");
+    let attempt = async {
+        store
+            .objects
+            .put(&probe, object_store::PutPayload::from_static(b"tributary"))
+            .await?;
+        store.objects.get(&probe).await?.bytes().await?;
+        store.objects.delete(&probe).await
+    };
+    match attempt.await {
+        Ok(()) => vec![CheckItem::pass(
+            format!("{what}: storage"),
+            format!("{} tables can be written at {}", sink.kind, store.url),
+        )],
+        Err(e) => vec![CheckItem::fail(
+            format!("{what}: storage"),
+            format!(
+                "cannot write at {}: {e}; check `path` and the 's3.*' properties",
+                store.url
+            ),
+        )],
+    }
 }
 
 /// Overlays the progress the lake's commit records hold on the local checkpoint.
