@@ -402,27 +402,33 @@ fn count(n: u64, thing: &str) -> String {
 fn print_summary(summary: &pipeline::RunSummary) {
     let verb = if summary.paused { "paused" } else { "done" };
     let totals = &summary.totals;
+    // A lake sink writes rows to tables; Kafka sends messages to topics.
+    let (message, sent, destination) = if summary.lake {
+        ("row", "written", "lake table")
+    } else {
+        ("message", "sent", "topic")
+    };
     println!(
-        "run {verb}: {} read, {} sent ({} bytes) to {} from {} in {:.1} s",
+        "run {verb}: {} read, {} {sent} ({} bytes) to {} from {} in {:.1} s",
         count(totals.rows_read, "row"),
-        count(totals.messages, "message"),
+        count(totals.messages, message),
         crate::display::grouped(totals.bytes),
-        count(summary.topics as u64, "topic"),
+        count(summary.topics as u64, destination),
         count(summary.tables as u64, "table"),
         summary.elapsed.as_secs_f64(),
     );
     if let Some(full) = &summary.full {
         println!(
-            "full sync: {} read, {} sent in {:.1} s ({:.0} rows/s)",
+            "full sync: {} read, {} {sent} in {:.1} s ({:.0} rows/s)",
             count(full.totals.rows_read, "row"),
-            count(full.totals.messages, "message"),
+            count(full.totals.messages, message),
             full.elapsed.as_secs_f64(),
             full.rate(full.totals.rows_read),
         );
     }
     match (&summary.incremental, &summary.position) {
         (Some(stream), Some(position)) => println!(
-            "incremental sync: {} sent in {:.1} s ({:.0}/s); acknowledged up to {}:{}",
+            "incremental sync: {} {sent} in {:.1} s ({:.0}/s); acknowledged up to {}:{}",
             count(stream.totals.messages, "change"),
             stream.elapsed.as_secs_f64(),
             stream.rate(stream.totals.messages),

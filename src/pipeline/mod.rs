@@ -72,6 +72,8 @@ impl Pause {
 pub struct RunSummary {
     /// Tables synced, those picked up mid-stream included.
     pub tables: usize,
+    /// The sink is a lake: rows are written to tables, not sent as messages to topics.
+    pub lake: bool,
     pub topics: usize,
     /// The whole run: rows read, messages and bytes sent.
     pub totals: Totals,
@@ -221,6 +223,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     summary.totals = metrics.totals();
     summary.tables = metrics.table_count();
     summary.topics = metrics.topic_count();
+    summary.lake = project.sink.is_lake();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

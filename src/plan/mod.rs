@@ -483,15 +483,17 @@ impl Plan {
     pub fn explain(&self) -> String {
         let p = &self.project;
         let mut out = String::new();
+        let lake = p.sink.lake.as_ref();
         let _ = writeln!(
             out,
-            "project {}: {} source `{}` ({}) -> kafka sink `{}` ({})",
+            "project {}: {} source `{}` ({}) -> {} sink `{}` ({})",
             p.project.name.value,
             p.source.kind.name(),
             p.source.name.value,
             p.source.address(),
+            p.sink.kind,
             p.sink.name.value,
-            p.sink.bootstrap_servers()
+            lake.map_or(p.sink.bootstrap_servers(), |l| l.path.value.as_str())
         );
         let _ = writeln!(out, "  sync: {}", p.project.sync);
         if p.project.sync.incremental {
@@ -506,7 +508,21 @@ impl Plan {
             "  full sync: {} chunks at once, {} rows per chunk, {} rows per batch",
             p.project.full_concurrency, p.project.chunk_rows, p.project.batch_rows
         );
-        if p.project.sync.schema {
+        if let Some(lake) = lake {
+            let _ = writeln!(
+                out,
+                "  lake: {} tables, files of about {} MiB, the stream commits every {} ms, mode {}{}",
+                p.sink.kind,
+                lake.file_bytes >> 20,
+                lake.commit_interval_ms,
+                p.project.mode,
+                if p.project.before_images {
+                    ", with before images"
+                } else {
+                    ""
+                }
+            );
+        } else if p.project.sync.schema {
             let _ = writeln!(
                 out,
                 "  new topics: {} partitions, replication {}",
@@ -539,8 +555,13 @@ impl Plan {
             let list = |ix: &[usize]| ix.iter().map(name).collect::<Vec<_>>().join(", ");
             let _ = writeln!(
                 out,
-                "\ntable {} -> topic {} (SYNC #{})",
+                "\ntable {} -> {} {} (SYNC #{})",
                 t.qualified(),
+                if lake.is_some() {
+                    "lake table"
+                } else {
+                    "topic"
+                },
                 t.topic,
                 t.sync_number
             );
@@ -570,6 +591,10 @@ impl Plan {
                 KeyKind::None => "none (full sync reads it in one scan)".to_string(),
             };
             let _ = writeln!(out, "  key: {key}");
+            // Shard columns, partitions and formats are Kafka's.
+            if lake.is_some() {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  shard by: {}",

@@ -1400,6 +1400,12 @@ impl Parts {
                      sink `{}` writes plain Parquet: use type = 'delta' or mode = 'changelog'",
                     sink.name.value
                 )),
+                (_, LakeMode::Upsert) => Some(
+                    "mode 'upsert' is not available yet: use mode = 'changelog' and read the \
+                     current state as docs/lake.md shows (per key, the row with the highest \
+                     `_seq` unless it is a delete)"
+                        .to_string(),
+                ),
                 _ => None,
             };
             if let Some(message) = wrong {
@@ -1497,7 +1503,7 @@ mod tests {
             &format!(
                 "{SOURCE}CREATE SINK lake WITH (type = 'delta', path = 's3://b/raw', \
                  's3.endpoint' = 'http://127.0.0.1:8333', file_size_mb = 64);
-CREATE PROJECT p FROM src TO lake WITH (mode = 'upsert', before_images = true);
+CREATE PROJECT p FROM src TO lake WITH (mode = 'changelog', before_images = true);
 SYNC TABLE shop.* TO TABLE '${{database}}/${{table}}';"
             ),
         )
@@ -1510,7 +1516,7 @@ SYNC TABLE shop.* TO TABLE '${{database}}/${{table}}';"
             ok.sink.property("s3.endpoint"),
             Some("http://127.0.0.1:8333")
         );
-        assert_eq!(ok.project.mode, LakeMode::Upsert);
+        assert_eq!(ok.project.mode, LakeMode::Changelog);
         assert!(ok.project.before_images && ok.syncs[0].to_table);
 
         let (line, message) = lake_error(
@@ -1542,6 +1548,14 @@ SYNC TABLE shop.t TO TABLE 't';",
         );
         assert_eq!(line, 3);
         assert!(message.contains("needs a Delta table"), "{message}");
+
+        let (line, message) = lake_error(
+            "CREATE SINK lake WITH (type = 'delta', path = '/data/lake');
+CREATE PROJECT p FROM src TO lake WITH (mode = 'upsert');
+SYNC TABLE shop.t TO TABLE 't';",
+        );
+        assert_eq!(line, 3);
+        assert!(message.contains("not available yet"), "{message}");
 
         let (line, message) = lake_error(
             "CREATE SINK lake WITH (type = 'delta', path = '/d', 's3.endpoint' = 'x', \
