@@ -460,6 +460,11 @@ impl Metrics {
 
     /// A source transaction committed at `committed` (Unix seconds) was acknowledged now.
     pub fn acknowledged(&self, committed: u64) {
+        // An online snapshot chunk sent before the run saw any transaction carries no commit
+        // time: it says nothing about the lag (it read 56 years).
+        if committed == 0 {
+            return;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
