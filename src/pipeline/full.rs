@@ -114,6 +114,7 @@ impl FullSync<'_> {
                 metrics: Arc::clone(self.metrics),
                 routes: HashMap::new(),
                 writer,
+                waiting: Vec::new(),
                 done: done_tx.clone(),
                 stop: self.stop.clone(),
                 stop_all: Arc::clone(&self.stop_all),
@@ -298,6 +299,9 @@ struct ChunkReader {
     /// This reader's route of each table it has read, by table index.
     routes: HashMap<usize, Route>,
     writer: Writer,
+    /// Chunks read into a lake writer's open files, reported done once a commit published
+    /// them.
+    waiting: Vec<(ChunkDone, Arc<Acks>)>,
     done: mpsc::Sender<ChunkDone>,
     stop: watch::Receiver<bool>,
     stop_all: Arc<watch::Sender<bool>>,
@@ -329,14 +333,18 @@ impl ChunkReader {
         let mut stop = self.stop.clone();
         while let Some((t, c)) = self.next_chunk() {
             if *self.stop.borrow() {
+                // Between chunks the open files hold whole chunks only: they are kept.
+                self.commit_waiting().await?;
                 return Err(Error::Paused);
             }
             let mut backoff = Backoff::new();
-            let rows = loop {
+            let (rows, acks) = loop {
                 let error = match self.read_chunk(&mut conn, &mut builders, t, c).await {
-                    Ok(rows) => break rows,
+                    Ok(read) => break read,
                     Err(error) => error,
                 };
+                // A failed attempt aborted what the writer held: its chunks are read again.
+                self.requeue_aborted();
                 // The connection may be broken: the next attempt opens a new one.
                 conn = None;
                 let what = format!(
@@ -361,16 +369,65 @@ impl ChunkReader {
                     }
                 }
             };
-            let _ = self
-                .done
-                .send(ChunkDone {
-                    table: t,
-                    chunk: c,
-                    rows,
-                })
-                .await;
+            let done = ChunkDone {
+                table: t,
+                chunk: c,
+                rows,
+            };
+            if self.writer.defers_commits() {
+                self.waiting.push((done, acks));
+                self.report_committed().await?;
+            } else {
+                let _ = self.done.send(done).await;
+            }
+        }
+        self.commit_waiting().await
+    }
+
+    /// Commits what a lake writer still holds, and reports its chunks done.
+    async fn commit_waiting(&mut self) -> Result<()> {
+        if self.writer.defers_commits() {
+            if let Err(e) = self.writer.commit(&[]).await {
+                self.requeue_aborted();
+                return Err(e);
+            }
+            self.report_committed().await?;
         }
         Ok(())
+    }
+
+    /// Reports done the waiting chunks a commit published.
+    async fn report_committed(&mut self) -> Result<()> {
+        let mut still = Vec::with_capacity(self.waiting.len());
+        for (done, acks) in std::mem::take(&mut self.waiting) {
+            match acks.try_settled() {
+                None => still.push((done, acks)),
+                Some(Ok(())) => {
+                    let _ = self.done.send(done).await;
+                }
+                Some(Err(e)) => {
+                    return Err(Error::Sink(format!(
+                        "full sync of {}: {e}",
+                        self.tables[done.table].qualified()
+                    )));
+                }
+            }
+        }
+        self.waiting = still;
+        Ok(())
+    }
+
+    /// Puts the waiting chunks an abort dropped back at the front of the queue.
+    fn requeue_aborted(&mut self) {
+        let (failed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, acks)| matches!(acks.try_settled(), Some(Err(_))));
+        self.waiting = kept;
+        if let Ok(mut queue) = self.queue.lock() {
+            for (done, _) in failed.into_iter().rev() {
+                queue.push_front((done.table, done.chunk));
+            }
+        }
     }
 
     /// One attempt at chunk `c` of table `t`, on `conn` (connected first when it is `None`):
@@ -384,7 +441,7 @@ impl ChunkReader {
         builders: &mut HashMap<usize, BatchBuilder>,
         t: usize,
         c: usize,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Arc<Acks>)> {
         let conn = match conn {
             Some(conn) => conn,
             None => {
@@ -430,19 +487,21 @@ impl ChunkReader {
         };
         let qualified = table.qualified();
         self.writer
-            .commit(&[crate::checkpoint::Progress::Chunk {
+            .commit_chunk(&[crate::checkpoint::Progress::Chunk {
                 table: qualified.clone(),
                 chunk: c,
                 rows,
             }])
             .await?;
-        acks.settled().await.map_err(|e| {
-            Error::Sink(format!(
-                "full sync of {qualified}: {e}; the chunk is not checkpointed and is read \
-                 again on the next run"
-            ))
-        })?;
-        Ok(rows)
+        if !self.writer.defers_commits() {
+            acks.settled().await.map_err(|e| {
+                Error::Sink(format!(
+                    "full sync of {qualified}: {e}; the chunk is not checkpointed and is read \
+                     again on the next run"
+                ))
+            })?;
+        }
+        Ok((rows, acks))
     }
 }
 

@@ -658,6 +658,27 @@ impl Writer {
         Ok(())
     }
 
+    /// A full-sync chunk was read: its progress is committed now (a Kafka transaction, with
+    /// `exactly_once`), or — a lake writer — with the file its rows are in, once that file is
+    /// full (see [`Writer::defers_commits`]).
+    pub async fn commit_chunk(&mut self, progress: &[Progress]) -> Result<()> {
+        if let Out::Lake(lake) = &mut self.out {
+            if let Err(e) = lake.commit_when_full(progress).await {
+                lake.abort();
+                return Err(e);
+            }
+            return Ok(());
+        }
+        self.commit(progress).await
+    }
+
+    /// Whether a chunk's rows may stay uncommitted after [`Writer::commit_chunk`] (a lake
+    /// writer filling a file): its acknowledgements then come with a later commit, and an
+    /// abort fails them.
+    pub fn defers_commits(&self) -> bool {
+        matches!(self.out, Out::Lake(_))
+    }
+
     /// Aborts the open transaction (`exactly_once` only).
     pub fn abort(&mut self) {
         match (&mut self.out, &self.transactions) {

@@ -385,6 +385,13 @@ pub fn mariadb_source(name: &str) -> String {
     )
 }
 
+/// [`mariadb_source`] with replica id number `n` of this test process (tests of one binary run
+/// at once: each streaming test needs its own).
+pub fn mariadb_source_numbered(n: u32) -> String {
+    let url = Opts::from_url(&mariadb_url()).expect("MariaDB URL");
+    source_options("mariadb", &url, 6000 + std::process::id() % 1000 + 100 + n)
+}
+
 /// The source options for the test Dolt server (MySQL flavor).
 pub fn dolt_source(name: &str) -> String {
     let url = Opts::from_url(&dolt_url()).expect("Dolt URL");

@@ -94,8 +94,8 @@ def read(reader, path):
             if "No files found" in str(e):
                 return []
             raise
-        columns = [d[0] for d in result.description]
-        return [dict(zip(columns, row)) for row in result.fetchall()]
+        # Through Arrow: DuckDB's own conversion of TIMESTAMPTZ to Python needs pytz.
+        return result.fetch_arrow_table().to_pylist()
     if reader == "deltalake":
         from deltalake import DeltaTable
 

@@ -35,6 +35,10 @@ use crate::plan::TablePlan;
 use crate::project::{ProjectFile, SinkKind};
 use crate::transform::Emit;
 
+/// A full-sync writer commits before it holds more open files than this (one per table it read
+/// chunks of since its last commit): memory stays at a row group per open file.
+const MAX_OPEN_FILES: usize = 8;
+
 /// The writer role of the binlog stream.
 pub const STREAM_ROLE: &str = "incremental";
 
@@ -254,6 +258,9 @@ pub struct LakeWriter {
     closed: Vec<DataFile>,
     /// Rows written per group, settled when they are committed.
     groups: Vec<(Arc<Acks>, u64)>,
+    /// Progress made by what the open files hold, committed with them (full-sync chunks wait
+    /// for their file to fill).
+    stash: Vec<Progress>,
     /// The last `_seq` given out.
     seq: i64,
     /// Files begun, for unique names.
@@ -269,6 +276,7 @@ impl LakeWriter {
             open: Vec::new(),
             closed: Vec::new(),
             groups: Vec::new(),
+            stash: Vec::new(),
             seq: 0,
             files: 0,
         }
@@ -409,17 +417,31 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Commits everything written since the last commit, with `progress`: closes the open
-    /// files, writes the commit record, publishes the files and settles the groups.
+    /// Full sync: `progress` (a chunk) is kept with the rows the open files hold, and
+    /// committed once a file reached its target size (or too many files are open): files of
+    /// `file_size_mb` rather than one per chunk.
+    pub async fn commit_when_full(&mut self, progress: &[Progress]) -> Result<()> {
+        self.stash.extend_from_slice(progress);
+        if !self.closed.is_empty() || self.open.len() > MAX_OPEN_FILES {
+            self.commit(&[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything written since the last commit, with `progress` (and what was kept
+    /// by [`LakeWriter::commit_when_full`]): closes the open files, writes the commit record,
+    /// publishes the files and settles the groups.
     pub async fn commit(&mut self, progress: &[Progress]) -> Result<()> {
         for file in std::mem::take(&mut self.open) {
             self.close(file).await?;
         }
-        if !self.closed.is_empty() || !progress.is_empty() {
+        let mut progress_made = std::mem::take(&mut self.stash);
+        progress_made.extend_from_slice(progress);
+        if !self.closed.is_empty() || !progress_made.is_empty() {
             let record = Record {
                 role: self.role.clone(),
                 number: self.number,
-                progress: progress.to_vec(),
+                progress: progress_made,
                 files: std::mem::take(&mut self.closed),
             };
             let lake = &self.lake;
@@ -438,6 +460,7 @@ impl LakeWriter {
     pub fn abort(&mut self) {
         self.open.clear();
         self.closed.clear();
+        self.stash.clear();
         for (acks, rows) in self.groups.drain(..) {
             acks.settle(rows, Some("the lake commit was aborted".to_string()));
         }
