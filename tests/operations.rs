@@ -105,6 +105,7 @@ async fn the_summary_after_streaming_counts_every_table_and_the_stream_logs_prog
         "lag_seconds=",
         "position=\"",
         "last_commit=",
+        "online_snapshots=-",
     ] {
         assert!(progress.contains(field), "{field} in {progress}");
     }

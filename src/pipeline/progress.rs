@@ -176,9 +176,12 @@ fn table_line(read: u64, done: u64, estimate: u64, bytes: u64, elapsed: Duration
 }
 
 /// Incremental sync's progress: changes per second over the last interval, the lag, the
-/// acknowledged position and the last commit's time.
+/// acknowledged position and the last commit's time; and a bar per online snapshot (chunks
+/// done of planned, rows).
 pub(super) struct StreamProgress {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal, the bar of each online snapshot in the checkpoint, by id.
+    online: std::collections::BTreeMap<u64, indicatif::ProgressBar>,
     every: Duration,
     last: Instant,
     /// The totals at the last report (at the start: what full sync did before).
@@ -201,6 +204,7 @@ impl StreamProgress {
         let totals = metrics.totals();
         StreamProgress {
             bar,
+            online: std::collections::BTreeMap::new(),
             every: display::progress_every(),
             last: Instant::now(),
             last_totals: totals,
@@ -209,10 +213,12 @@ impl StreamProgress {
     }
 
     /// Reports when the last report is an interval old.
-    pub(super) fn tick(&mut self, metrics: &Metrics, position: Option<&BinlogPosition>) {
+    pub(super) fn tick(&mut self, metrics: &Metrics, state: &Checkpoint) {
         if self.last.elapsed() < self.every {
             return;
         }
+        let position = state.incremental.as_ref();
+        self.online_bars(state);
         let totals = metrics.totals();
         let interval = self.last.elapsed();
         let per_second = per_second(
@@ -239,18 +245,94 @@ impl StreamProgress {
                 lag_seconds = (lag * 10.0).round() / 10.0,
                 position = at.as_deref().unwrap_or("-"),
                 last_commit = %commit_time(committed),
+                online_snapshots = %online_summary(state),
                 "incremental sync progress"
             ),
         }
     }
 
-    pub(super) fn finish(&mut self, metrics: &Metrics, position: Option<&BinlogPosition>) {
+    /// A bar per online snapshot while it runs; a line when it is done.
+    fn online_bars(&mut self, state: &Checkpoint) {
+        let Some(multi) = display::bars() else {
+            return;
+        };
+        for snapshot in &state.online {
+            let bar = self.online.entry(snapshot.id).or_insert_with(|| {
+                let bar = multi.add(indicatif::ProgressBar::new(0));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{prefix:>28} {bar:30} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("online {}", snapshot.table));
+                bar
+            });
+            let done = snapshot.chunks.iter().filter(|c| c.done).count();
+            bar.set_length(snapshot.chunks.len().max(1) as u64);
+            bar.set_position(done as u64);
+            bar.set_message(online_line(snapshot));
+        }
+        let finished: Vec<u64> = self
+            .online
+            .keys()
+            .filter(|id| !state.online.iter().any(|s| s.id == **id))
+            .copied()
+            .collect();
+        for id in finished {
+            if let Some(bar) = self.online.remove(&id) {
+                let name = bar.prefix();
+                display::retire(&bar, &format!("{name:>28} done"));
+            }
+        }
+    }
+
+    pub(super) fn finish(&mut self, metrics: &Metrics, state: &Checkpoint) {
         self.last = Instant::now() - self.every;
-        self.tick(metrics, position);
+        self.tick(metrics, state);
+        for bar in std::mem::take(&mut self.online).into_values() {
+            let line = format!("{:>28} {}", bar.prefix(), bar.message());
+            display::retire(&bar, &line);
+        }
         if let Some(bar) = &self.bar {
             display::retire(bar, &format!("  streamed  {}", bar.message()));
         }
     }
+}
+
+/// An online snapshot's state: `3/15 chunks, 30,000/~150,000 rows` (`planning` before its
+/// chunks are).
+fn online_line(snapshot: &crate::checkpoint::OnlineSnapshot) -> String {
+    if !snapshot.planned() {
+        return format!("planning ({})", snapshot.reason);
+    }
+    let done = snapshot.chunks.iter().filter(|c| c.done).count();
+    format!(
+        "{done}/{} chunks, {}/~{} rows ({})",
+        snapshot.chunks.len(),
+        display::grouped(snapshot.rows_done()),
+        display::grouped(snapshot.rows_estimate.max(snapshot.rows_done())),
+        snapshot.reason
+    )
+}
+
+/// The progress line's online snapshots: `db.t 3/15 chunks; db.u planning`, or `-`.
+fn online_summary(state: &Checkpoint) -> String {
+    if state.online.is_empty() {
+        return "-".to_string();
+    }
+    state
+        .online
+        .iter()
+        .map(|s| {
+            if s.planned() {
+                let done = s.chunks.iter().filter(|c| c.done).count();
+                format!("{} {done}/{} chunks", s.table, s.chunks.len())
+            } else {
+                format!("{} planning", s.table)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The streaming line: `1,234 changes  56/s  lag 0.4 s  at mysql-bin.000003:1234  last commit
@@ -290,6 +372,44 @@ fn commit_time(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_snapshots_show_their_chunks_and_rows() {
+        use crate::checkpoint::{Chunk, OnlineSnapshot};
+        let chunk = |done: bool, rows: u64| Chunk {
+            lower: None,
+            upper: None,
+            done,
+            rows,
+        };
+        let mut state = Checkpoint::default();
+        assert_eq!(online_summary(&state), "-");
+        state.online.push(OnlineSnapshot {
+            id: 1,
+            table: "shop.orders".into(),
+            condition: None,
+            reason: "new to the project".into(),
+            chunks: vec![chunk(true, 10_000), chunk(true, 10_000), chunk(false, 0)],
+            rows_estimate: 30_000,
+        });
+        state.online.push(OnlineSnapshot {
+            id: 2,
+            table: "shop.items".into(),
+            condition: Some("id < 10".into()),
+            reason: "requested".into(),
+            chunks: Vec::new(),
+            rows_estimate: 0,
+        });
+        assert_eq!(
+            online_summary(&state),
+            "shop.orders 2/3 chunks; shop.items planning"
+        );
+        assert_eq!(
+            online_line(&state.online[0]),
+            "2/3 chunks, 20,000/~30,000 rows (new to the project)"
+        );
+        assert_eq!(online_line(&state.online[1]), "planning (requested)");
+    }
 
     #[test]
     fn a_resumed_table_counts_only_this_runs_rows() {

@@ -247,7 +247,7 @@ impl<'a> Stream<'a> {
             .then(|| SinkTransaction::new(&self.writer));
         let mut progress = StreamProgress::new(&self.metrics, &self.start);
         let result = loop {
-            progress.tick(&self.metrics, checkpoint.state().incremental.as_ref());
+            progress.tick(&self.metrics, checkpoint.state());
             let commit_at = batch.as_ref().and_then(SinkTransaction::commit_when_idle);
             // In this order: a pause first, then the binlog, and only when it has nothing ready
             // the timers (commit, save, heartbeat).
@@ -518,7 +518,7 @@ impl<'a> Stream<'a> {
         // Whatever happened, keep every acknowledged transaction: wait (bounded) for the rest.
         let drained = drain(&mut pending, checkpoint, &self.metrics).await;
         checkpoint.save().await?;
-        progress.finish(&self.metrics, checkpoint.state().incremental.as_ref());
+        progress.finish(&self.metrics, checkpoint.state());
         drained?;
         result?;
         if !pending.is_empty() {
