@@ -475,7 +475,8 @@ impl ChunkReader {
             acks: &acks,
             stop: &self.stop,
         };
-        let read = snapshot::read_chunk(conn, table, &self.ranges[t][c], None, &mut rows).await;
+        let read =
+            snapshot::read_chunk(conn, table, &self.ranges[t][c], None, None, &mut rows).await;
         let rows = match read {
             Ok(rows) => rows,
             Err(e) => {

@@ -23,11 +23,13 @@
 //! price is a pause of one chunk read in the stream's latency per chunk: online chunks are small
 //! (`ONLINE_CHUNK_ROWS`) and the stream gets at least as much time between them (`MIN_GAP`).
 //!
-//! One caveat holds for MySQL and MariaDB with a local binlog: a transaction is written to the
-//! binlog a moment before the storage engine makes it visible. A transaction read from the
-//! binlog, decoded and sent has in practice long been visible when the next chunk's snapshot
-//! starts (the stream is behind the binlog by a network round trip at least), but the server
-//! does not promise it. docs/online-snapshots.md says so.
+//! A server writes a transaction to its binlog a moment before the storage engine makes it
+//! visible, so "read from the binlog" does not yet promise "in every later snapshot". The chunk's
+//! snapshot closes that window where the server lets it (`snapshot::read_chunk` with the
+//! stream's position): MariaDB reports the binlog position its consistent snapshot stands for,
+//! and a snapshot older than `X` is taken again; MySQL with GTIDs waits for `X`'s GTID set with
+//! `WAIT_FOR_EXECUTED_GTID_SET` first. Servers with neither (the OceanBase Binlog Service, Dolt)
+//! keep the window, which docs/online-snapshots.md describes.
 //!
 //! ## Progress
 //!
@@ -103,6 +105,9 @@ pub(super) struct Online {
     /// Chunk reads finish once started (a pause waits for the chunk, bounded by `chunk_rows`).
     never: watch::Receiver<bool>,
     _never: watch::Sender<bool>,
+    /// The stream's position while the next chunk is read: its snapshot must hold everything
+    /// up to there.
+    stream_at: crate::position::BinlogPosition,
 }
 
 impl Online {
@@ -118,6 +123,7 @@ impl Online {
             failures: 0,
             never: rx,
             _never: tx,
+            stream_at: crate::position::BinlogPosition::default(),
         }
     }
 
@@ -173,6 +179,7 @@ impl Online {
     /// Reads and sends the next chunk with `writer` through the table's `route`; `None` when
     /// there was nothing to send (a snapshot planned, or dropped). A failed read is retried
     /// later on a new connection; after `MAX_FAILURES` in a row it stops the run.
+    /// `stream_at`: the stream's position, where it waits while the chunk is read.
     pub async fn step(
         &mut self,
         plan: &Plan,
@@ -180,10 +187,12 @@ impl Online {
         writer: &mut Writer,
         checkpoint: &mut Checkpointer,
         acks: &Arc<Acks>,
+        stream_at: &crate::position::BinlogPosition,
     ) -> Result<Option<ChunkSent>> {
         let Some((id, chunk)) = self.next(checkpoint.state()) else {
             return Ok(None);
         };
+        self.stream_at.clone_from(stream_at);
         let started = Instant::now();
         let result = self
             .try_step(plan, route, writer, checkpoint, acks, id, chunk)
@@ -284,6 +293,7 @@ impl Online {
             table,
             &range,
             snapshot.condition.as_deref(),
+            Some(&self.stream_at),
             &mut rows,
         )
         .await?;

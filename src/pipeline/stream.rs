@@ -924,7 +924,14 @@ impl<'a> Stream<'a> {
             .map(|t| &mut t.route);
         let sent = self
             .online
-            .step(&self.plan, route, &mut self.writer, checkpoint, &acks)
+            .step(
+                &self.plan,
+                route,
+                &mut self.writer,
+                checkpoint,
+                &acks,
+                &self.position,
+            )
             .await?;
         let Some(sent) = sent else {
             return Ok(());
