@@ -310,20 +310,67 @@ UPDATE t SET id = 300000 WHERE id = 3"
     );
 }
 
-#[tokio::test]
-async fn killed_during_commits_the_lake_neither_loses_nor_repeats_a_row() {
+/// A database with `t (id, v, s)` holding `rows` rows.
+async fn keyed_database(prefix: &str, rows: u32) -> (mysql_async::Conn, String) {
     let mut conn = mariadb().await;
-    let db = unique("lakekill");
+    let db = unique(prefix);
     run_sql(
         &mut conn,
         &format!(
             "CREATE DATABASE {db};
 USE {db};
 CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
-INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_60000"
+INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_{rows}"
         ),
     )
     .await;
+    (conn, db)
+}
+
+/// Exactly once, read back: every snapshot row once (`snapshots` of them), no change twice
+/// (each statement of these tests changes a key once, so a change read twice would repeat its
+/// key, kind and transaction), and the changelog replayed per key is the source's `t`.
+async fn assert_exactly_once(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    rows: &[Row],
+    snapshots: usize,
+    what: &str,
+) {
+    let expected = source_rows(conn, &format!("{db}.t"), &[("v", "v"), ("s", "s")]).await;
+    let snapshot_ids: Vec<_> = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() == Some("snapshot"))
+        .map(|r| r["id"].clone())
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = snapshot_ids.iter().collect();
+    assert_eq!(
+        snapshot_ids.len(),
+        distinct.len(),
+        "{what}: no snapshot row twice"
+    );
+    assert_eq!(
+        snapshot_ids.len(),
+        snapshots,
+        "{what}: every snapshot row once"
+    );
+    let changes: Vec<_> = rows
+        .iter()
+        .filter(|r| r["_op"].as_deref() != Some("snapshot"))
+        .map(|r| (r["id"].clone(), r["_op"].clone(), r["_position"].clone()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = changes.iter().collect();
+    assert_eq!(changes.len(), distinct.len(), "{what}: no change twice");
+    let state = replay(rows);
+    assert_eq!(state.len(), expected.len(), "{what}");
+    for (id, row) in &expected {
+        assert_eq!(state.get(id), Some(row), "{what}: row {id}");
+    }
+}
+
+#[tokio::test]
+async fn killed_during_commits_the_lake_neither_loses_nor_repeats_a_row() {
+    let (mut conn, db) = keyed_database("lakekill", 60_000).await;
     let dir = common::temp_dir("lakekill");
     let lake = dir.join("lake");
     let project = lake_project(
@@ -353,31 +400,9 @@ DELETE FROM t WHERE id % 17 = {round}",
         run.wait().expect("wait");
     }
     project.catch_up();
-    let expected = source_rows(&mut conn, &format!("{db}.t"), &[("v", "v"), ("s", "s")]).await;
     let table = lake.join(&db).join("t").display().to_string();
     let rows = read_lake("pyarrow", &table, &[]);
-    let snapshots: Vec<_> = rows
-        .iter()
-        .filter(|r| r["_op"].as_deref() == Some("snapshot"))
-        .map(|r| r["id"].clone())
-        .collect();
-    let distinct: std::collections::BTreeSet<_> = snapshots.iter().collect();
-    assert_eq!(snapshots.len(), distinct.len(), "no snapshot row twice");
-    assert_eq!(snapshots.len(), 60_000, "every snapshot row once");
-    // Each statement changes a key once: a change read twice would repeat its key, kind and
-    // transaction.
-    let changes: Vec<_> = rows
-        .iter()
-        .filter(|r| r["_op"].as_deref() != Some("snapshot"))
-        .map(|r| (r["id"].clone(), r["_op"].clone(), r["_position"].clone()))
-        .collect();
-    let distinct: std::collections::BTreeSet<_> = changes.iter().collect();
-    assert_eq!(changes.len(), distinct.len(), "no change twice");
-    let state = replay(&rows);
-    assert_eq!(state.len(), expected.len());
-    for (id, row) in &expected {
-        assert_eq!(state.get(id), Some(row), "row {id}");
-    }
+    assert_exactly_once(&mut conn, &db, &rows, 60_000, "parquet").await;
 }
 
 /// The S3 server `scripts/services up s3` runs, and its test credentials.
@@ -409,18 +434,7 @@ fn require_s3() {
 /// table is the source's, every change once.
 async fn s3_round_trip(kind: &str, reader: &str) {
     require_s3();
-    let mut conn = mariadb().await;
-    let db = unique("lakes3");
-    run_sql(
-        &mut conn,
-        &format!(
-            "CREATE DATABASE {db};
-USE {db};
-CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
-INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_20000"
-        ),
-    )
-    .await;
+    let (mut conn, db) = keyed_database("lakes3", 20_000).await;
     let project = Project::with_sink(
         &format!("lakes3{kind}"),
         &source(if kind == "delta" { 5 } else { 6 }),
@@ -455,25 +469,8 @@ INSERT INTO t SELECT seq + 50000, seq, 'new' FROM seq_1_to_700"
     )
     .await;
     project.catch_up();
-    let expected = source_rows(&mut conn, &format!("{db}.t"), &[("v", "v"), ("s", "s")]).await;
     let rows = read_lake(reader, &format!("s3://lake/{db}/t"), &s3_env());
-    let changes: Vec<_> = rows
-        .iter()
-        .filter(|r| r["_op"].as_deref() != Some("snapshot"))
-        .map(|r| (r["id"].clone(), r["_op"].clone(), r["_position"].clone()))
-        .collect();
-    let distinct: std::collections::BTreeSet<_> = changes.iter().collect();
-    assert_eq!(changes.len(), distinct.len(), "{kind}: no change twice");
-    let snapshots = rows
-        .iter()
-        .filter(|r| r["_op"].as_deref() == Some("snapshot"))
-        .count();
-    assert_eq!(snapshots, 20_000, "{kind}: every snapshot row once");
-    let state = replay(&rows);
-    assert_eq!(state.len(), expected.len(), "{kind}");
-    for (id, row) in &expected {
-        assert_eq!(state.get(id), Some(row), "{kind}: row {id}");
-    }
+    assert_exactly_once(&mut conn, &db, &rows, 20_000, kind).await;
 }
 
 #[tokio::test]
