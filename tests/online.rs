@@ -506,3 +506,56 @@ UPDATE {db}.live_orders SET v = 3 WHERE id = 9"
     assert_eq!(versions(&replay(&records)), expected);
     assert!(records.iter().filter(|r| r.snapshot).count() >= 700);
 }
+
+#[tokio::test]
+async fn a_terminal_shows_an_online_snapshot_as_a_bar_of_its_chunks() {
+    common::require_kafka();
+    let mut conn = common::mariadb().await;
+    let (db, first) = common::new_table(&mut conn, "online_tty", "id INT PRIMARY KEY").await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {db}.added (id INT PRIMARY KEY, v VARCHAR(100) NOT NULL);
+INSERT INTO {db}.added SELECT seq, REPEAT('v', 100) FROM {db}.seq_1_to_150000"
+        ),
+    )
+    .await;
+    let project = common::Project::new(
+        "online_tty",
+        &common::mariadb_source("online_tty"),
+        "sync = 'schema, full, incremental', topic_partitions = 1",
+        &format!("SYNC TABLE {db}.t TO TOPIC '{first}';"),
+    );
+    project.catch_up();
+    project.append(&format!(
+        "SYNC TABLE {db}.added TO TOPIC '{}';",
+        common::unique("online_tty")
+    ));
+    // util-linux `script` runs the run on a pseudo-terminal: what a person sees.
+    let mut words = vec![env!("CARGO_BIN_EXE_tributary").to_string()];
+    words.extend(project.args("run", &["--until-caught-up"]));
+    let output = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &words.join(" "), "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux `script`");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    let name = format!("online {db}.added");
+    let lines: Vec<&str> = shown
+        .split(['\r', '\n'])
+        .filter(|l| l.contains(&name))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" chunks, ") && l.contains("rows (new to the project)")),
+        "a bar with chunks and rows:\n{shown}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("{name} done"))),
+        "the bar ends done:\n{shown}"
+    );
+}

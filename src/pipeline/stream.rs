@@ -344,7 +344,7 @@ impl<'a> Stream<'a> {
                 // Caught up: the online snapshots pending finish first.
                 Ok(None) => {
                     break self
-                        .finish_online(checkpoint, &mut batch, &mut pending)
+                        .finish_online(checkpoint, &mut batch, &mut pending, &mut progress)
                         .await;
                 }
                 Err(e) if e.kind() == ErrorKind::Transient && retries < MAX_RETRIES => {
@@ -965,11 +965,13 @@ impl<'a> Stream<'a> {
         checkpoint: &mut Checkpointer,
         batch: &mut Option<SinkTransaction>,
         pending: &mut VecDeque<Pending>,
+        progress: &mut StreamProgress,
     ) -> Result<()> {
         online::take_requests(&self.plan, checkpoint).await?;
         while let Some(wait) = self.online.waiting(checkpoint.state()) {
             tokio::time::sleep(wait).await;
             self.online_chunk(checkpoint, batch, pending).await?;
+            progress.tick(&self.metrics, checkpoint.state());
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::options::{
-    DmlType, IncrementalKind, LakeMode, Located, OptionEntry, Options, Parsed, SinkKind,
+    Choice, DmlType, IncrementalKind, LakeMode, Located, OptionEntry, Options, Parsed, SinkKind,
     SourceType, SyncType, Value,
 };
 use super::{
@@ -513,8 +513,17 @@ fn parse_sink(c: &mut Cursor) -> Parsed<SinkDef> {
     let entries = parse_with(c)?;
     c.finish(&owner)?;
     let mut o = Options::new(&owner, entries)?;
-    let kind = match o.choice::<SinkKind>("type")? {
-        Some(kind) => kind,
+    let kind = match o.string("type")? {
+        Some(t) => SinkKind::parse(t.value.trim()).ok_or_else(|| {
+            Located::new(
+                t.pos,
+                format!(
+                    "option `type` of {owner} does not accept '{}'; the sink types are 'kafka', \
+                     'parquet' and 'delta'",
+                    t.value
+                ),
+            )
+        })?,
         None => {
             return Err(missing(
                 &owner,
