@@ -1,9 +1,10 @@
-//! tributary streams a MySQL-compatible database (OceanBase CE, MySQL, MariaDB) into Kafka.
+//! tributary streams a MySQL-compatible database (OceanBase CE, MySQL, MariaDB) into Kafka, or
+//! into Parquet files and Delta Lake tables.
 //!
 //! ```text
 //! project (sql/*.sql) ──► plan ──► source ──► batch ──► transform ──► partition ──► encode ──► sink
 //!                                   │ full: parallel PK-range scans        (DataFusion)   (Kafka)
-//!                                   │ incremental: binlog stream (MySQL protocol)
+//!                                   │ incremental: binlog stream (MySQL protocol)     or lake files
 //! checkpoint ◄──────────── positions saved only after the sink has acknowledged delivery ◄──┘
 //! ```
 //!
@@ -19,7 +20,8 @@
 //! - [`transform`] applies the row filter and its crossing rules, and splits key changes.
 //! - [`sink::delivery`] is the one delivery path: encode and partition (through [`encode`] and
 //!   [`partition`]), in-flight bytes, acknowledgements, transactions, metrics, and creating the
-//!   topics it writes to.
+//!   topics it writes to. [`sink::lake`] stands behind the same writer for Parquet and Delta
+//!   tables: the change batches go straight into Parquet, committed with their progress.
 //! - [`checkpoint`] stores the positions; it moves only on acknowledged progress.
 //! - [`pipeline`] wires the stages, spawns the tasks and orders shutdown; nothing else.
 //! - [`metrics`] names every metric and serves them; [`display`] owns stderr (log format, colour,
