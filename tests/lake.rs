@@ -250,7 +250,8 @@ async fn a_delta_table_follows_inserts_updates_deletes_and_an_added_column() {
         "lakedelta",
         "delta",
         &format!("file://{}", lake.display()),
-        "sync = 'schema, full, incremental', incremental = 'dml, ddl', chunk_rows = 5000",
+        "sync = 'schema, full, incremental', incremental = 'dml, ddl', chunk_rows = 5000, \
+         before_images = true",
         &db,
     );
     let mut run = project.spawn(&[]);
@@ -300,6 +301,20 @@ UPDATE t SET id = 300000 WHERE id = 3"
             "{reader}: every change once, each its own _seq"
         );
     }
+    // `before_images`: an UPDATE's old row comes just before its new one.
+    let rows = read_lake("deltalake", &table, &[]);
+    let seq = |r: &Row| r["_seq"].as_deref().unwrap().parse::<i64>().unwrap();
+    let before = rows
+        .iter()
+        .find(|r| r["id"].as_deref() == Some("7") && r["_op"].as_deref() == Some("update_before"))
+        .expect("the before image of id 7's update");
+    assert_eq!(before["s"].as_deref(), Some("row 7 é"), "{before:?}");
+    let after = rows
+        .iter()
+        .find(|r| seq(r) == seq(before) + 1)
+        .expect("the update after its before image");
+    assert_eq!(after["_op"].as_deref(), Some("update"));
+    assert_eq!(after["s"].as_deref(), Some("changed 7"), "{after:?}");
     // The DDL is recorded beside the tables.
     let ddl = read_lake("deltalake", &lake.join("_ddl").display().to_string(), &[]);
     assert!(
