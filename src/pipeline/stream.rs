@@ -456,7 +456,7 @@ impl<'a> Stream<'a> {
             match &mut batch {
                 Some(batch) => {
                     batch.members.push(sent);
-                    if batch.due()
+                    if batch.due(&self.writer)
                         && let Err(e) = batch
                             .commit(&mut self.writer, checkpoint, &mut pending)
                             .await
@@ -948,7 +948,7 @@ impl<'a> Stream<'a> {
         match batch {
             Some(batch) => {
                 batch.members.push(step);
-                if batch.due() {
+                if batch.due(&self.writer) {
                     batch.commit(&mut self.writer, checkpoint, pending).await?;
                 }
             }
@@ -1175,10 +1175,12 @@ impl SinkTransaction {
         self.opened.map(|opened| opened + self.idle)
     }
 
-    /// Whether to commit even though the binlog has more.
-    fn due(&self) -> bool {
+    /// Whether to commit even though the binlog has more: the interval passed, or the writer
+    /// holds as much as it should (a lake writer's files of many tables).
+    fn due(&self, writer: &Writer) -> bool {
         self.opened
             .is_some_and(|opened| opened.elapsed() >= self.every)
+            || writer.holds_enough()
     }
 
     /// Commits the open transaction with the position after its last source transaction (and

@@ -703,6 +703,15 @@ impl Writer {
         }
     }
 
+    /// Whether the writer should commit now rather than at its interval: a lake writer with
+    /// files of many tables open, or a file full. (Kafka's producer bounds itself.)
+    pub fn holds_enough(&self) -> bool {
+        match &self.out {
+            Out::Lake(lake) => lake.holds_enough(),
+            Out::Kafka(_) => false,
+        }
+    }
+
     /// Lake change rows continue the `_seq` of earlier runs: `last` changes were committed.
     pub fn continue_sequence(&mut self, last: u64) {
         if let Out::Lake(lake) = &mut self.out {

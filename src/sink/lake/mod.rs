@@ -35,8 +35,8 @@ use crate::plan::TablePlan;
 use crate::project::{ProjectFile, SinkKind};
 use crate::transform::Emit;
 
-/// A full-sync writer commits before it holds more open files than this (one per table it read
-/// chunks of since its last commit): memory stays at a row group per open file.
+/// A writer commits before it holds more open files than this (one per table written since its
+/// last commit): memory stays at a row group per open file.
 const MAX_OPEN_FILES: usize = 8;
 
 /// The writer role of the binlog stream.
@@ -422,10 +422,16 @@ impl LakeWriter {
     /// `file_size_mb` rather than one per chunk.
     pub async fn commit_when_full(&mut self, progress: &[Progress]) -> Result<()> {
         self.stash.extend_from_slice(progress);
-        if !self.closed.is_empty() || self.open.len() > MAX_OPEN_FILES {
+        if self.holds_enough() {
             self.commit(&[]).await?;
         }
         Ok(())
+    }
+
+    /// A file reached its target size, or files of more than [`MAX_OPEN_FILES`] tables are
+    /// open: memory stays at a row group per open file.
+    pub fn holds_enough(&self) -> bool {
+        !self.closed.is_empty() || self.open.len() > MAX_OPEN_FILES
     }
 
     /// Commits everything written since the last commit, with `progress` (and what was kept
