@@ -1,3 +1,4 @@
+#![cfg(feature = "lake")]
 //! The lake sink against real readers: what pyarrow, duckdb, the `deltalake` package and
 //! polars read from the files tributary wrote must be the source's rows (full sync), and the
 //! changelog replayed per key must be the source's final state (incremental).

@@ -9,6 +9,10 @@
 pub mod admin;
 pub mod delivery;
 pub mod kafka;
+#[cfg(feature = "lake")]
+pub mod lake;
+#[cfg(not(feature = "lake"))]
+#[path = "lake_off.rs"]
 pub mod lake;
 pub mod precheck;
 pub mod throttle;
