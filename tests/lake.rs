@@ -185,14 +185,7 @@ fn lake_project(name: &str, kind: &str, path: &str, options: &str, db: &str) -> 
 }
 
 async fn typed_database() -> (mysql_async::Conn, String) {
-    let mut conn = mariadb().await;
-    let db = unique("lake");
-    run_sql(
-        &mut conn,
-        &format!("CREATE DATABASE {db};\nUSE {db};\n{TYPES_TABLE};\n{TYPES_ROWS}"),
-    )
-    .await;
-    (conn, db)
+    database("lake", &format!("{TYPES_TABLE};\n{TYPES_ROWS}")).await
 }
 
 #[tokio::test]
@@ -326,21 +319,28 @@ UPDATE t SET id = 300000 WHERE id = 3"
     );
 }
 
-/// A database with `t (id, v, s)` holding `rows` rows.
-async fn keyed_database(prefix: &str, rows: u32) -> (mysql_async::Conn, String) {
+/// A database of its own (`prefix` and a unique suffix), with what `script` makes in it.
+async fn database(prefix: &str, script: &str) -> (mysql_async::Conn, String) {
     let mut conn = mariadb().await;
     let db = unique(prefix);
     run_sql(
         &mut conn,
-        &format!(
-            "CREATE DATABASE {db};
-USE {db};
-CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
-INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_{rows}"
-        ),
+        &format!("CREATE DATABASE {db};\nUSE {db};\n{script}"),
     )
     .await;
     (conn, db)
+}
+
+/// A database with `t (id, v, s)` holding `rows` rows.
+async fn keyed_database(prefix: &str, rows: u32) -> (mysql_async::Conn, String) {
+    database(
+        prefix,
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT, s VARCHAR(20));
+INSERT INTO t SELECT seq, seq, 'initial' FROM seq_1_to_{rows}"
+        ),
+    )
+    .await
 }
 
 /// Exactly once, read back: every snapshot row once (`snapshots` of them), no change twice
@@ -501,16 +501,10 @@ async fn parquet_tables_on_s3_survive_a_kill() {
 
 #[tokio::test]
 async fn check_probes_the_store_and_a_reset_project_does_not_append_to_its_old_tables() {
-    let mut conn = mariadb().await;
-    let db = unique("lakereset");
-    run_sql(
-        &mut conn,
-        &format!(
-            "CREATE DATABASE {db};
-USE {db};
-CREATE TABLE t (id INT PRIMARY KEY);
-INSERT INTO t SELECT seq FROM seq_1_to_100"
-        ),
+    let (_conn, db) = database(
+        "lakereset",
+        "CREATE TABLE t (id INT PRIMARY KEY);
+INSERT INTO t SELECT seq FROM seq_1_to_100",
     )
     .await;
     let lake = common::temp_dir("lakereset").join("lake");
@@ -553,18 +547,12 @@ INSERT INTO t SELECT seq FROM seq_1_to_100"
 
 #[tokio::test]
 async fn a_table_added_to_a_running_lake_project_is_snapshotted_among_its_changes() {
-    let mut conn = mariadb().await;
-    let db = unique("lakeonline");
-    run_sql(
-        &mut conn,
-        &format!(
-            "CREATE DATABASE {db};
-USE {db};
-CREATE TABLE t (id INT PRIMARY KEY, v INT);
+    let (mut conn, db) = database(
+        "lakeonline",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
 INSERT INTO t SELECT seq, seq FROM seq_1_to_100;
 CREATE TABLE added (id INT PRIMARY KEY, v INT, s VARCHAR(20));
-INSERT INTO added SELECT seq, seq, 'initial' FROM seq_1_to_30000"
-        ),
+INSERT INTO added SELECT seq, seq, 'initial' FROM seq_1_to_30000",
     )
     .await;
     let lake = common::temp_dir("lakeonline").join("lake");
