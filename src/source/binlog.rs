@@ -776,6 +776,20 @@ impl BinlogReader {
                 (Arc::clone(columns), charsets.clone())
             }
             _ => {
+                // mysql_common decodes a value with its column's metadata and indexes it without
+                // a check: a table map whose metadata runs short would panic there.
+                let columns_count = tme.columns_count() as usize;
+                if let Some(column) =
+                    (0..columns_count).find(|&i| tme.get_column_metadata(i).is_none())
+                {
+                    return Err(Error::Definite(format!(
+                        "the table map of {database}.{table} at {}:{} has no readable metadata \
+                         for column {}; the binlog is damaged",
+                        at.file,
+                        at.pos,
+                        column + 1
+                    )));
+                }
                 let columns = Arc::new(TableMap::of(tme));
                 let charsets = table_map_charsets(tme, &self.collations);
                 if self.table_maps.len() >= 4096 {
