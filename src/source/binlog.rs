@@ -779,9 +779,12 @@ impl BinlogReader {
                 // mysql_common decodes a value with its column's metadata and indexes it without
                 // a check: a table map whose metadata runs short would panic there.
                 let columns_count = tme.columns_count() as usize;
-                if let Some(column) =
-                    (0..columns_count).find(|&i| tme.get_column_metadata(i).is_none())
+                let damaged = |i: usize| match (tme.get_column_type(i), tme.get_column_metadata(i))
                 {
+                    (Ok(Some(column_type)), Some(meta)) => meta.len() < metadata_bytes(column_type),
+                    _ => true,
+                };
+                if let Some(column) = (0..columns_count).find(|&i| damaged(i)) {
                     return Err(Error::Definite(format!(
                         "the table map of {database}.{table} at {}:{} has no readable metadata \
                          for column {}; the binlog is damaged",
@@ -846,6 +849,34 @@ impl BinlogReader {
             self.pending.push(change);
         }
         Ok(())
+    }
+}
+
+/// The metadata bytes a table map carries for a column of `column_type`, which mysql_common's
+/// value decoder reads without checking.
+fn metadata_bytes(column_type: ColumnType) -> usize {
+    use ColumnType::*;
+    match column_type {
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_BIT
+        | MYSQL_TYPE_NEWDECIMAL
+        | MYSQL_TYPE_ENUM
+        | MYSQL_TYPE_SET => 2,
+        MYSQL_TYPE_TYPED_ARRAY
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIMESTAMP2
+        | MYSQL_TYPE_TIME2
+        | MYSQL_TYPE_FLOAT
+        | MYSQL_TYPE_DOUBLE
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_GEOMETRY
+        | MYSQL_TYPE_JSON => 1,
+        _ => 0,
     }
 }
 
