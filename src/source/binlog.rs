@@ -781,13 +781,13 @@ impl BinlogReader {
                 let columns_count = tme.columns_count() as usize;
                 let damaged = |i: usize| match (tme.get_column_type(i), tme.get_column_metadata(i))
                 {
-                    (Ok(Some(column_type)), Some(meta)) => meta.len() < metadata_bytes(column_type),
+                    (Ok(Some(column_type)), Some(meta)) => !metadata_fits(column_type, meta),
                     _ => true,
                 };
                 if let Some(column) = (0..columns_count).find(|&i| damaged(i)) {
                     return Err(Error::Definite(format!(
-                        "the table map of {database}.{table} at {}:{} has no readable metadata \
-                         for column {}; the binlog is damaged",
+                        "the table map of {database}.{table} at {}:{} has no valid metadata for \
+                         column {}; the binlog is damaged",
                         at.file,
                         at.pos,
                         column + 1
@@ -877,6 +877,22 @@ fn metadata_bytes(column_type: ColumnType) -> usize {
         | MYSQL_TYPE_GEOMETRY
         | MYSQL_TYPE_JSON => 1,
         _ => 0,
+    }
+}
+
+/// Whether a table map's metadata for a column of `column_type` is what a server writes: long
+/// enough, and for DECIMAL a precision and scale MySQL allows (the decoder sizes its buffer
+/// from them).
+fn metadata_fits(column_type: ColumnType, meta: &[u8]) -> bool {
+    if meta.len() < metadata_bytes(column_type) {
+        return false;
+    }
+    match column_type {
+        ColumnType::MYSQL_TYPE_NEWDECIMAL => {
+            let (precision, scale) = (meta[0], meta[1]);
+            (1..=65).contains(&precision) && scale <= precision && scale <= 38
+        }
+        _ => true,
     }
 }
 
