@@ -627,3 +627,95 @@ DELETE FROM added WHERE id % 1009 = {round}"
         assert_eq!(state.get(id), Some(row), "row {id}");
     }
 }
+
+/// The rows of an upsert table by id, each id once, none a delete.
+fn upsert_state(rows: &[Row], what: &str) -> BTreeMap<String, Row> {
+    let mut state = BTreeMap::new();
+    for row in rows {
+        let op = row["_op"].as_deref();
+        assert!(
+            matches!(op, Some("snapshot" | "insert" | "update")),
+            "{what}: an upsert table holds rows, not changes: {row:?}"
+        );
+        let id = row["id"].clone().expect("id");
+        assert!(
+            state.insert(id.clone(), data(row)).is_none(),
+            "{what}: id {id} twice"
+        );
+    }
+    state
+}
+
+#[tokio::test]
+async fn an_upsert_delta_table_holds_the_source_state_through_changes_ddl_and_a_kill() {
+    let (mut conn, db) = database(
+        "lakeupsert",
+        &format!(
+            "{TYPES_TABLE};\n{TYPES_ROWS};
+CREATE TABLE small (id INT PRIMARY KEY, v INT);
+INSERT INTO small SELECT seq, seq FROM seq_1_to_50"
+        ),
+    )
+    .await;
+    let lake = common::temp_dir("lakeupsert").join("lake");
+    let project = Project::with_sink(
+        "lakeupsert",
+        &source(8),
+        &format!(
+            "type = 'delta', path = '{}', commit_interval_ms = 300, file_size_mb = 1",
+            lake.display()
+        ),
+        "sync = 'schema, full, incremental', incremental = 'dml, ddl', chunk_rows = 2000, \
+         mode = 'upsert'",
+        &format!("SYNC TABLE {db}.* TO TABLE '${{table}}';"),
+    );
+    let mut run = project.spawn(&[]);
+    project.wait_until_streaming(&mut run);
+    run_sql(
+        &mut conn,
+        &format!(
+            "USE {db};
+UPDATE t SET s = CONCAT('changed ', id), d = d + 1 WHERE id % 7 = 0;
+DELETE FROM t WHERE id % 13 = 0;
+INSERT INTO t (id, u, s) SELECT seq + 100000, seq, 'new' FROM seq_1_to_500;
+UPDATE t SET s = 'twice' WHERE id BETWEEN 100001 AND 100010;
+ALTER TABLE t ADD COLUMN extra VARCHAR(10) NULL;
+UPDATE t SET extra = 'x' WHERE id % 5 = 0;
+UPDATE t SET id = 300000 WHERE id = 3;
+TRUNCATE TABLE small;
+INSERT INTO small VALUES (7, 70), (8, 80)"
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    run.kill().expect("kill -9");
+    run.wait().expect("wait");
+    run_sql(
+        &mut conn,
+        &format!(
+            "USE {db};
+UPDATE t SET s = 'after the kill', extra = 'z' WHERE id % 6 = 1;
+DELETE FROM t WHERE id BETWEEN 100400 AND 100450;
+INSERT INTO t (id, s, extra) VALUES (200001, 'after ddl', 'y');
+UPDATE small SET v = v + 1 WHERE id = 8"
+        ),
+    )
+    .await;
+    project.catch_up();
+    let mut columns = typed_columns(true);
+    columns.push(("extra", "extra"));
+    let expected = source_rows(&mut conn, &format!("{db}.t"), &columns).await;
+    let small = source_rows(&mut conn, &format!("{db}.small"), &[("v", "v")]).await;
+    assert_eq!(small.len(), 2, "the TRUNCATE and the two rows after it");
+    for reader in ["deltalake", "polars"] {
+        let table = lake.join("t").display().to_string();
+        let state = upsert_state(&read_lake(reader, &table, &[]), reader);
+        assert_eq!(state.len(), expected.len(), "{reader}: the source's keys");
+        for (id, row) in &expected {
+            assert_eq!(state.get(id), Some(row), "{reader}: row {id}");
+        }
+        let table = lake.join("small").display().to_string();
+        let state = upsert_state(&read_lake(reader, &table, &[]), reader);
+        assert_eq!(state, small, "{reader}: the truncated table");
+    }
+}

@@ -1409,12 +1409,6 @@ impl Parts {
                      sink `{}` writes plain Parquet: use type = 'delta' or mode = 'changelog'",
                     sink.name.value
                 )),
-                (_, LakeMode::Upsert) => Some(
-                    "mode 'upsert' is not available yet: use mode = 'changelog' and read the \
-                     current state as docs/lake.md shows (per key, the row with the highest \
-                     `_seq` unless it is a delete)"
-                        .to_string(),
-                ),
                 _ => None,
             };
             if let Some(message) = wrong {
@@ -1558,13 +1552,16 @@ SYNC TABLE shop.t TO TABLE 't';",
         assert_eq!(line, 3);
         assert!(message.contains("needs a Delta table"), "{message}");
 
-        let (line, message) = lake_error(
-            "CREATE SINK lake WITH (type = 'delta', path = '/data/lake');
+        let upsert = parse_project(
+            Path::new("p.sql"),
+            &format!(
+                "{SOURCE}CREATE SINK lake WITH (type = 'delta', path = '/data/lake');
 CREATE PROJECT p FROM src TO lake WITH (mode = 'upsert');
-SYNC TABLE shop.t TO TABLE 't';",
-        );
-        assert_eq!(line, 3);
-        assert!(message.contains("not available yet"), "{message}");
+SYNC TABLE shop.t TO TABLE 't';"
+            ),
+        )
+        .expect("an upsert project");
+        assert_eq!(upsert.project.mode, LakeMode::Upsert);
 
         let (line, message) = lake_error(
             "CREATE SINK lake WITH (type = 'delta', path = '/d', 's3.endpoint' = 'x', \

@@ -210,6 +210,7 @@ impl Delivery {
         }
         if project.sink.is_lake() {
             let lake = Lake::open(project, &checkpoint.run_id)?;
+            lake.refuse_keyless_tables(tables)?;
             if new_run {
                 lake.refuse_filled_tables(tables).await?;
             }

@@ -37,6 +37,10 @@ impl Lake {
         match *self {}
     }
 
+    pub fn refuse_keyless_tables(&self, _tables: &[TablePlan]) -> Result<()> {
+        match *self {}
+    }
+
     pub async fn refuse_filled_tables(&self, _tables: &[TablePlan]) -> Result<()> {
         match *self {}
     }

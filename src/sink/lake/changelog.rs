@@ -3,7 +3,7 @@
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `_op` | string | `snapshot`, `insert`, `update_before`, `update`, `delete` |
+//! | `_op` | string | `snapshot`, `insert`, `update_before`, `update`, `delete` (and, only in the changes an upsert table merges, `truncate`) |
 //! | `_commit_ts` | timestamp (UTC, µs) | when the source committed the change; null for snapshot rows |
 //! | `_position` | string | the binlog position of the change's transaction; null for snapshot rows |
 //! | `_seq` | long | the change's order: 0 for snapshot rows, then increasing over all runs |
@@ -32,6 +32,8 @@ pub const COMMIT_TS: &str = "_commit_ts";
 pub const POSITION: &str = "_position";
 pub const SEQ: &str = "_seq";
 const CHANGE_COLUMNS: [&str; 4] = [OP, COMMIT_TS, POSITION, SEQ];
+/// The `_op` of a TRUNCATE in the changes an upsert table merges: every earlier row goes.
+pub const TRUNCATE: &str = "truncate";
 
 /// What `_op` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,30 @@ pub fn change_rows(
         std::iter::repeat_n(meta.position.as_str(), rows),
     )));
     columns.push(Arc::new(next_seqs(seq, rows)));
+    finish(plan, schema, columns)
+}
+
+/// A TRUNCATE among the changes an upsert table merges: a row of nulls but for the change
+/// columns.
+pub fn truncate_row(
+    plan: &TablePlan,
+    schema: &SchemaRef,
+    meta: &ChangeMeta,
+    seq: &mut i64,
+) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .take(schema.fields().len() - CHANGE_COLUMNS.len())
+        .map(|f| arrow::array::new_null_array(f.data_type(), 1))
+        .collect();
+    columns.push(Arc::new(StringArray::from(vec![TRUNCATE])));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from_value(i64::from(meta.timestamp) * 1_000_000, 1)
+            .with_timezone("UTC"),
+    ));
+    columns.push(Arc::new(StringArray::from(vec![meta.position.as_str()])));
+    columns.push(Arc::new(next_seqs(seq, 1)));
     finish(plan, schema, columns)
 }
 

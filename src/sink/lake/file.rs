@@ -36,6 +36,8 @@ pub struct OpenFile {
 pub struct Closed {
     pub size: u64,
     pub rows: u64,
+    /// The footer: row groups and their statistics.
+    pub metadata: parquet::file::metadata::ParquetMetaData,
 }
 
 impl OpenFile {
@@ -74,12 +76,17 @@ impl OpenFile {
             .map_err(|e| parquet_error(&self.table, &self.written, e))?;
         self.rows += batch.num_rows() as u64;
         if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
-            self.writer
-                .flush()
-                .await
-                .map_err(|e| parquet_error(&self.table, &self.written, e))?;
+            self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Ends the open row group.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .await
+            .map_err(|e| parquet_error(&self.table, &self.written, e))
     }
 
     /// Bytes the file holds so far, the open row group included.
@@ -89,7 +96,8 @@ impl OpenFile {
 
     /// Writes the footer and completes the upload.
     pub async fn close(mut self) -> Result<Closed> {
-        self.writer
+        let metadata = self
+            .writer
             .finish()
             .await
             .map_err(|e| parquet_error(&self.table, &self.written, e))?;
@@ -97,6 +105,7 @@ impl OpenFile {
         Ok(Closed {
             size,
             rows: self.rows,
+            metadata,
         })
     }
 }

@@ -46,6 +46,9 @@ pub struct DataFile {
     /// from the table's when the writer opened it: publishing evolves the table first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// An upsert table's key columns: publishing merges the file's changes by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
 }
 
 /// The directory of a run's records.

@@ -12,6 +12,7 @@ pub mod changelog;
 mod delta;
 mod file;
 pub mod log;
+mod merge;
 pub mod store;
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ pub struct Lake {
     run: String,
     file_bytes: u64,
     before_images: bool,
+    /// `mode = 'upsert'` (Delta): tables hold each key's current row ([`merge`]).
+    upsert: bool,
     pub commit_interval: Duration,
     /// Delta tables, loaded once and committed to one commit at a time.
     tables: Mutex<HashMap<String, Arc<delta::Table>>>,
@@ -74,6 +77,8 @@ impl Lake {
             run: run.to_string(),
             file_bytes: lake.file_bytes,
             before_images: project.project.before_images,
+            upsert: sink.kind == SinkKind::Delta
+                && project.project.mode == crate::project::LakeMode::Upsert,
             commit_interval: Duration::from_millis(lake.commit_interval_ms),
             tables: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
@@ -124,6 +129,41 @@ impl Lake {
             }
         }
         Ok(())
+    }
+
+    /// Upsert tables are kept by key: each table must have one, sent in full (COLUMNS).
+    pub fn refuse_keyless_tables(&self, tables: &[TablePlan]) -> Result<()> {
+        for plan in tables {
+            self.key_of(plan)?;
+        }
+        Ok(())
+    }
+
+    /// The key columns an upsert table is kept by (none for a changelog).
+    fn key_of(&self, plan: &TablePlan) -> Result<Vec<String>> {
+        if !self.upsert {
+            return Ok(Vec::new());
+        }
+        if plan.key_kind == crate::plan::KeyKind::None || plan.key.is_empty() {
+            return Err(Error::Config(format!(
+                "table {} has no primary key (nor a unique key of NOT NULL columns), which                  mode 'upsert' keeps rows by; give it one, or sync it with mode = 'changelog'",
+                plan.qualified()
+            )));
+        }
+        plan.key
+            .iter()
+            .map(|&k| {
+                let name = plan.schema.field(k).name();
+                if plan.projection.contains(&k) {
+                    Ok(name.clone())
+                } else {
+                    Err(Error::Config(format!(
+                        "table {}: COLUMNS leaves out key column `{name}`, which mode 'upsert'                          keeps rows by; add it to COLUMNS",
+                        plan.qualified()
+                    )))
+                }
+            })
+            .collect()
     }
 
     /// Creates the Delta tables of `tables` that do not exist yet (schema sync); plain Parquet
@@ -210,8 +250,15 @@ impl Lake {
             match self.kind {
                 SinkKind::Delta => {
                     let app_id = format!("tributary-{}-{}-{}", self.project, self.run, record.role);
+                    let key = &files[0].key;
+                    let upsert = (!key.is_empty()).then(|| delta::Upsert {
+                        key,
+                        merge: record.role == STREAM_ROLE,
+                        file_bytes: self.file_bytes,
+                        name: format!("part-{}-{}-{:06}-m", self.run, record.role, record.number),
+                    });
                     self.delta_table(table)
-                        .commit(&self.store, &app_id, record.number, &files)
+                        .commit(&self.store, &app_id, record.number, &files, upsert.as_ref())
                         .await?;
                 }
                 _ => {
@@ -263,6 +310,8 @@ pub struct LakeWriter {
     stash: Vec<Progress>,
     /// The last `_seq` given out.
     seq: i64,
+    /// Upsert tables written to, with their key columns.
+    keys: HashMap<String, Vec<String>>,
     /// Files begun, for unique names.
     files: u64,
 }
@@ -278,6 +327,7 @@ impl LakeWriter {
             groups: Vec::new(),
             stash: Vec::new(),
             seq: 0,
+            keys: HashMap::new(),
             files: 0,
         }
     }
@@ -301,6 +351,7 @@ impl LakeWriter {
         if batch.num_rows() == 0 {
             return Ok(0);
         }
+        self.key_table(plan)?;
         let schema = changelog::lake_schema(plan, self.lake.kind)?;
         // The stream's writer takes online snapshots: their rows are ordered among its changes.
         let seq = (self.role == STREAM_ROLE).then_some(&mut self.seq);
@@ -318,13 +369,15 @@ impl LakeWriter {
         meta: &ChangeMeta,
         acks: &Arc<Acks>,
     ) -> Result<(usize, u64)> {
+        self.key_table(plan)?;
         let schema = changelog::lake_schema(plan, self.lake.kind)?;
+        // An upsert table's merge deletes the key an UPDATE moved away from.
         let rows = changelog::change_rows(
             plan,
             &schema,
             images,
             emits,
-            self.lake.before_images,
+            self.lake.before_images || self.lake.upsert,
             meta,
             &mut self.seq,
         )?;
@@ -341,9 +394,24 @@ impl LakeWriter {
         meta: &ChangeMeta,
         acks: &Arc<Acks>,
     ) -> Result<()> {
+        if self.lake.upsert && is_truncate(statement) {
+            self.key_table(plan)?;
+            let schema = changelog::lake_schema(plan, self.lake.kind)?;
+            let row = changelog::truncate_row(plan, &schema, meta, &mut self.seq)?;
+            self.write(&plan.topic, &row, acks).await?;
+        }
         self.seq += 1;
         let batch = ddl_row(plan, statement, meta, self.seq)?;
         self.write(DDL_TABLE, &batch, acks).await?;
+        Ok(())
+    }
+
+    /// Notes the key an upsert table's rows are merged by.
+    fn key_table(&mut self, plan: &TablePlan) -> Result<()> {
+        if self.lake.upsert && !self.keys.contains_key(&plan.topic) {
+            let key = self.lake.key_of(plan)?;
+            self.keys.insert(plan.topic.clone(), key);
+        }
         Ok(())
     }
 
@@ -398,6 +466,7 @@ impl LakeWriter {
     }
 
     async fn close(&mut self, file: OpenFile) -> Result<()> {
+        let key = self.keys.get(&file.table).cloned().unwrap_or_default();
         let table = file.table.clone();
         let written = file.written.clone();
         let published = file.published.clone();
@@ -413,6 +482,7 @@ impl LakeWriter {
             size: closed.size,
             rows: closed.rows,
             schema,
+            key,
         });
         Ok(())
     }
@@ -422,6 +492,12 @@ impl LakeWriter {
     /// `file_size_mb` rather than one per chunk.
     pub async fn commit_when_full(&mut self, progress: &[Progress]) -> Result<()> {
         self.stash.extend_from_slice(progress);
+        if self.lake.upsert {
+            // A row group per chunk: narrow key statistics let the stream's merges pass it by.
+            for file in &mut self.open {
+                file.flush().await?;
+            }
+        }
         if self.holds_enough() {
             self.commit(&[]).await?;
         }
@@ -473,9 +549,30 @@ impl LakeWriter {
     }
 }
 
+/// Whether a DDL statement is a TRUNCATE (an upsert table empties; a changelog records it).
+fn is_truncate(statement: &str) -> bool {
+    let mut rest = statement.trim_start();
+    // Leading comments, as a client may send them.
+    loop {
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("--") || rest.starts_with('#') {
+            rest = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    match (rest.get(..8), rest.get(8..)) {
+        (Some(word), Some(after)) => {
+            word.eq_ignore_ascii_case("truncate") && after.starts_with(char::is_whitespace)
+        }
+        _ => false,
+    }
+}
+
 /// `rows` in the column order of `schema`, which holds every column of `rows` (and maybe
 /// more: columns a DDL dropped, written as nulls).
-fn conform(table: &str, rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub(super) fn conform(table: &str, rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if rows.schema() == *schema {
         return Ok(rows.clone());
     }
