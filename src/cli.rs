@@ -39,6 +39,11 @@ pub enum Command {
         /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9464.
         #[arg(long)]
         metrics_addr: Option<String>,
+        /// Be one of several workers of the project (each with its own --state-dir), which
+        /// share its full-sync chunks and hand the binlog stream over through a Kafka consumer
+        /// group.
+        #[arg(long)]
+        worker: bool,
     },
     /// Show the phase and per-table progress from the checkpoint.
     Status {
@@ -92,6 +97,7 @@ pub async fn run(command: Command) -> Result<()> {
             until_caught_up,
             state_dir,
             metrics_addr,
+            worker,
         } => {
             // Signals pause from here on, planning included.
             let pause = pipeline::Pause::on_signals();
@@ -105,7 +111,10 @@ pub async fn run(command: Command) -> Result<()> {
                 metrics_addr,
                 pause: Some(pause),
             };
-            let summary = pipeline::run(plan, options).await?;
+            let summary = match worker {
+                true => pipeline::worker::run(plan, options).await?,
+                false => pipeline::run(plan, options).await?,
+            };
             print_summary(&summary);
             Ok(())
         }

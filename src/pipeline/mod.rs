@@ -32,6 +32,7 @@ mod online;
 mod progress;
 mod retry;
 mod stream;
+pub mod worker;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

@@ -44,6 +44,16 @@ const STREAM_DEFAULTS: Defaults = &[("linger.ms", "2")];
 /// Full-sync producers keep the bulk-load defaults.
 const NO_DEFAULTS: Defaults = &[];
 
+/// A worker's chunk producer: a killed worker's open transaction ends soon (see
+/// [`super::work::TRANSACTION_TIMEOUT_MS`]).
+const WORKER_DEFAULTS: Defaults = &[
+    (
+        "transaction.timeout.ms",
+        super::work::TRANSACTION_TIMEOUT_MS,
+    ),
+    ("message.timeout.ms", super::work::TRANSACTION_TIMEOUT_MS),
+];
+
 /// One table's way out: its topic, encoder and partitioner, and its metrics.
 pub struct Route {
     pub plan: TablePlan,
@@ -278,6 +288,33 @@ impl Delivery {
         }
         self.transactions = Some(state);
         Ok(())
+    }
+
+    /// Workers (`run --worker`): every worker commits the project's progress to the state
+    /// topic under the one run id `run`, each in transactions of its own producers; nothing is
+    /// fenced here (the stream's producer fences the last owner when this worker takes over).
+    pub async fn join_workers(&mut self, run: &str) -> Result<()> {
+        let project = &self.project;
+        transactions::ensure_state_topic(&project.sink, project.project.topic_replication).await?;
+        self.transactions = Some(TransactionState {
+            project: project.project.name.value.clone(),
+            run: run.to_string(),
+        });
+        Ok(())
+    }
+
+    /// A worker's writer for full-sync chunks, with the transactional id `worker`.
+    pub async fn worker_writer(&self, worker: &str) -> Result<Writer> {
+        let project = &self.project.project.name.value;
+        let id = transactions::transactional_id(project, worker);
+        let kafka = KafkaSink::transactional(
+            &self.project.sink,
+            MAX_IN_FLIGHT_BYTES,
+            &id,
+            WORKER_DEFAULTS,
+        )
+        .await?;
+        Ok(self.writer(Arc::new(kafka)))
     }
 
     /// The transactional producer of `role`: the one [`Delivery::recover`] started, or a new
@@ -639,6 +676,16 @@ impl Writer {
     /// Commits the open transaction with the progress its messages make (`exactly_once`
     /// only; nothing otherwise). A lake writer commits its files with the progress.
     pub async fn commit(&mut self, progress: &[Progress]) -> Result<()> {
+        self.commit_consumed(progress, None).await
+    }
+
+    /// [`Writer::commit`], and with `consumed` (a worker's chunk) the work record's offset in
+    /// the same transaction: the chunk is done exactly when its rows are committed.
+    pub async fn commit_consumed(
+        &mut self,
+        progress: &[Progress],
+        consumed: Option<&super::work::Consumed>,
+    ) -> Result<()> {
         let began = std::time::Instant::now();
         match (&mut self.out, &self.transactions) {
             (Out::Lake(lake), _) => {
@@ -648,7 +695,7 @@ impl Writer {
                 }
             }
             (Out::Kafka(kafka), Some(state)) => {
-                if let Err(e) = kafka.commit(state, progress).await {
+                if let Err(e) = kafka.commit(state, progress, consumed).await {
                     kafka.abort();
                     return Err(e);
                 }

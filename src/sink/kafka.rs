@@ -352,7 +352,13 @@ impl KafkaSink {
 
     /// Adds `progress` to the open transaction and commits it: Kafka then holds the messages
     /// and the progress they make, or neither.
-    pub async fn commit(&self, state: &TransactionState, progress: &[Progress]) -> Result<()> {
+    /// With `consumed` (a worker's chunk), the work record's offset commits with them.
+    pub async fn commit(
+        &self,
+        state: &TransactionState,
+        progress: &[Progress],
+        consumed: Option<&super::work::Consumed>,
+    ) -> Result<()> {
         // Their delivery is part of the commit: the counter only serves `send_all`.
         let acks = Acks::new();
         for record in progress {
@@ -371,6 +377,22 @@ impl KafkaSink {
         let deadline = std::time::Instant::now() + super::transactions::COMMIT_TIMEOUT;
         while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(consumed) = consumed {
+            self.blocking(
+                format!(
+                    "worker: cannot commit the work record's offset with transaction {} (the \
+                     worker may have lost the chunk's partition to another; it reads it again)",
+                    self.transactional_id.as_deref().unwrap_or_default()
+                ),
+                |p| {
+                    p.send_offsets_to_transaction(
+                        &consumed.offsets,
+                        &consumed.group,
+                        super::transactions::COMMIT_TIMEOUT,
+                    )
+                },
+            )?;
         }
         let started = std::time::Instant::now();
         let committed = self.blocking(

@@ -17,6 +17,7 @@ pub mod lake;
 pub mod precheck;
 pub mod throttle;
 pub mod transactions;
+pub mod work;
 
 use rdkafka::ClientConfig;
 

@@ -113,8 +113,18 @@ pub async fn ensure_state_topic(sink: &SinkDef, replication: i32) -> Result<()> 
 
 /// The progress a project's run committed, oldest first (read committed only).
 pub async fn read_progress(sink: &SinkDef, project: &str, run: &str) -> Result<Vec<Progress>> {
+    let records = read_records(sink, &format!("{project}/{run}/")).await?;
+    // A tombstone or a record this build cannot read says nothing about progress.
+    Ok(records
+        .into_iter()
+        .filter_map(|(_, payload)| serde_json::from_slice::<Progress>(&payload).ok())
+        .collect())
+}
+
+/// The committed records of the state topic whose key starts with `prefix`, oldest first.
+pub async fn read_records(sink: &SinkDef, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let config = client_config(sink);
-    let prefix = format!("{project}/{run}/");
+    let prefix = prefix.to_string();
     let name = sink.name.value.clone();
     tokio::task::spawn_blocking(move || read_blocking(config, &prefix, &name))
         .await
@@ -139,7 +149,11 @@ impl ClientContext for StateReader {
 
 impl ConsumerContext for StateReader {}
 
-fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<Vec<Progress>> {
+fn read_blocking(
+    mut config: ClientConfig,
+    prefix: &str,
+    sink: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let kafka = |context: String| move |source: KafkaError| Error::Kafka { context, source };
     // The partition's real end, asked for read uncommitted: asked read committed, Kafka answers
     // with the last stable offset, which is where an open transaction holds the reader back.
@@ -225,12 +239,8 @@ fn read_blocking(mut config: ClientConfig, prefix: &str, sink: &str) -> Result<V
                 if !key.starts_with(prefix) {
                     continue;
                 }
-                // A tombstone or a record this build cannot read says nothing about progress.
-                if let Some(record) = message
-                    .payload()
-                    .and_then(|p| serde_json::from_slice::<Progress>(p).ok())
-                {
-                    progress.push(record);
+                if let Some(payload) = message.payload() {
+                    progress.push((key.into_owned(), payload.to_vec()));
                 }
             }
         }

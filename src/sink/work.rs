@@ -1,0 +1,277 @@
+//! Workers (`run --worker`): the Kafka side of several processes sharing one project, with
+//! Kafka's consumer group protocol as their only coordinator.
+//!
+//! Each project has a work topic, `tributary-work.<project>`: partition 0 stands for the binlog
+//! stream and holds no records — the worker the group assigns it to streams — and the other
+//! partitions hold one record per full-sync chunk, published once by whichever worker first
+//! fences the project's planner id ([`Planner`]). The group coordinator spreads the partitions
+//! over the workers (cooperative rebalancing); a worker commits a chunk's rows and its record's
+//! offset in one Kafka transaction ([`Consumed`]), so a chunk is done exactly when its rows are
+//! committed, and a dead worker's unfinished chunks go to the others.
+
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{Consumer, ConsumerContext, ConsumerGroupMetadata, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::admin::{METADATA_TIMEOUT, admin_client};
+use super::client_config;
+use super::transactions::COMMIT_TIMEOUT;
+use crate::error::{Error, Result};
+use crate::project::SinkDef;
+
+/// The work topic's partition that stands for the binlog stream.
+pub const STREAM_PARTITION: i32 = 0;
+
+/// Partitions for full-sync chunks: the most workers that can read chunks at once.
+pub const CHUNK_PARTITIONS: i32 = 12;
+
+/// How long the group waits for a silent worker before its partitions move (the broker's
+/// least by default): a killed stream owner is replaced within about this.
+const SESSION_TIMEOUT_MS: &str = "6000";
+
+/// A worker's transactions time out after this: a killed worker's open transaction (and the
+/// chunk offset in it) is aborted by Kafka within it, so another worker can take the chunk. A
+/// chunk must be read and committed within it (the sink's 'transaction.timeout.ms' overrides).
+pub const TRANSACTION_TIMEOUT_MS: &str = "20000";
+
+pub fn work_topic(project: &str) -> String {
+    format!("tributary-work.{project}")
+}
+
+pub fn group_id(project: &str) -> String {
+    format!("tributary-{project}")
+}
+
+/// Creates the project's work topic if it does not exist.
+pub async fn ensure_work_topic(sink: &SinkDef, project: &str, replication: i32) -> Result<()> {
+    let topic = work_topic(project);
+    let existing = super::admin::fetch_topics(sink).await?;
+    if let Some(&partitions) = existing.get(&topic) {
+        if partitions as i32 != CHUNK_PARTITIONS + 1 {
+            return Err(Error::Config(format!(
+                "the work topic {topic} has {partitions} partitions, not {}; delete it (no \
+                 worker may be running) and start the workers again",
+                CHUNK_PARTITIONS + 1
+            )));
+        }
+        return Ok(());
+    }
+    let admin = admin_client(sink)?;
+    // Chunk records are few and small; they must outlive the longest full sync.
+    let new = NewTopic::new(
+        &topic,
+        CHUNK_PARTITIONS + 1,
+        TopicReplication::Fixed(replication),
+    )
+    .set("retention.ms", "-1");
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&[new], &options)
+        .await
+        .map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: creating {topic}", sink.name.value),
+            source: e,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(Error::Sink(format!(
+                    "workers: cannot create the work topic {topic}: {code}; create it ({} \
+                     partitions) or let the sink's user create topics",
+                    CHUNK_PARTITIONS + 1
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A record to publish with the plan.
+pub struct WorkRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// The project's planner: one transactional id for every worker, so that starting it fences
+/// (and aborts the transaction of) any other worker planning at the same time. What a fenced
+/// planner publishes is never seen; the caller checks for a committed plan after fencing.
+pub struct Planner {
+    producer: BaseProducer,
+    id: String,
+}
+
+impl Planner {
+    pub async fn fence(sink: &SinkDef, project: &str) -> Result<Planner> {
+        let id = super::transactions::transactional_id(project, "planner");
+        let mut config = client_config(sink);
+        config.set("transactional.id", &id);
+        let producer: BaseProducer = config.create().map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: cannot create the planner", sink.name.value),
+            source: e,
+        })?;
+        let context = format!("workers: starting the planner {id}");
+        let producer = tokio::task::spawn_blocking(move || {
+            producer
+                .init_transactions(COMMIT_TIMEOUT)
+                .map(|()| producer)
+        })
+        .await
+        .map_err(|e| Error::Definite(format!("{context}: {e}")))?
+        .map_err(|source| Error::Kafka { context, source })?;
+        Ok(Planner { producer, id })
+    }
+
+    /// Publishes `records` in one transaction.
+    pub async fn publish(self, records: Vec<WorkRecord>) -> Result<()> {
+        let Planner { producer, id } = self;
+        let context = format!("workers: publishing the plan with {id}");
+        tokio::task::spawn_blocking(move || -> std::result::Result<(), KafkaError> {
+            producer.begin_transaction()?;
+            for record in &records {
+                loop {
+                    let sent = producer.send(
+                        BaseRecord::to(&record.topic)
+                            .partition(record.partition)
+                            .key(&record.key)
+                            .payload(&record.payload),
+                    );
+                    match sent {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            producer.poll(Duration::from_millis(50));
+                        }
+                        Err((e, _)) => return Err(e),
+                    }
+                }
+            }
+            producer.commit_transaction(COMMIT_TIMEOUT)
+        })
+        .await
+        .map_err(|e| Error::Definite(format!("{context}: {e}")))?
+        .map_err(|source| Error::Kafka { context, source })
+    }
+}
+
+/// A chunk record's offset and the group it was consumed in: committed with the chunk's rows.
+pub struct Consumed {
+    pub offsets: TopicPartitionList,
+    pub group: ConsumerGroupMetadata,
+}
+
+/// A record of the work topic.
+pub struct WorkItem {
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// The worker's membership of the project's group.
+pub struct WorkConsumer {
+    consumer: StreamConsumer<WorkContext>,
+    topic: String,
+}
+
+struct WorkContext;
+
+impl ClientContext for WorkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::librdkafka_log(level, fac, message);
+    }
+}
+
+impl ConsumerContext for WorkContext {}
+
+impl WorkConsumer {
+    /// Joins the project's group as `worker`.
+    pub fn join(sink: &SinkDef, project: &str, worker: &str) -> Result<WorkConsumer> {
+        let topic = work_topic(project);
+        let consumer: StreamConsumer<WorkContext> = client_config(sink)
+            .set("group.id", group_id(project))
+            .set("client.id", worker)
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            // Only chunk records of a committed plan; offsets committed by a worker's open
+            // transaction are waited for (KIP-447), not read past.
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", SESSION_TIMEOUT_MS)
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(WorkContext)
+            .map_err(|e| Error::Kafka {
+                context: format!("sink `{}`: cannot join the workers' group", sink.name.value),
+                source: e,
+            })?;
+        consumer
+            .subscribe(&[topic.as_str()])
+            .map_err(|e| Error::Kafka {
+                context: format!("workers: subscribing to {topic}"),
+                source: e,
+            })?;
+        Ok(WorkConsumer { consumer, topic })
+    }
+
+    /// The next chunk record, if one comes within `wait` (polling also serves rebalances).
+    pub async fn next(&self, wait: Duration) -> Result<Option<WorkItem>> {
+        match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Ok(message)) => Ok(Some(WorkItem {
+                partition: message.partition(),
+                offset: message.offset(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+            })),
+            Ok(Err(e)) => Err(Error::Kafka {
+                context: format!("workers: reading {}", self.topic),
+                source: e,
+            }),
+        }
+    }
+
+    /// Whether this worker holds the stream's partition.
+    pub fn owns_stream(&self) -> bool {
+        self.consumer
+            .assignment()
+            .is_ok_and(|list| list.find_partition(&self.topic, STREAM_PARTITION).is_some())
+    }
+
+    /// The offset to commit with `item`'s chunk.
+    pub fn consumed(&self, item: &WorkItem) -> Result<Consumed> {
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&self.topic, item.partition, Offset::Offset(item.offset + 1))
+            .map_err(|e| Error::Kafka {
+                context: "workers: the chunk's offset".to_string(),
+                source: e,
+            })?;
+        let group = self.consumer.group_metadata().ok_or_else(|| {
+            Error::Definite("workers: the group's metadata is not known yet".to_string())
+        })?;
+        Ok(Consumed { offsets, group })
+    }
+
+    /// Reads `item` again (its transaction was aborted), if its partition is still this
+    /// worker's; otherwise its new owner reads it from the committed offset.
+    pub fn rewind(&self, item: &WorkItem) {
+        if let Err(e) = self.consumer.seek(
+            &self.topic,
+            item.partition,
+            Offset::Offset(item.offset),
+            Duration::from_secs(5),
+        ) {
+            tracing::debug!(error = %e, partition = item.partition, "workers: not rewound");
+        }
+    }
+
+    /// Leaves the group at once, so the others take this worker's partitions now.
+    pub fn leave(&self) {
+        self.consumer.unsubscribe();
+    }
+}

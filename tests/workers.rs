@@ -1,0 +1,228 @@
+//! `run --worker` against the real MariaDB and Kafka, several worker processes on this
+//! machine: full-sync chunks spread over the workers exactly once, a killed worker's chunks
+//! finish elsewhere, and a killed stream owner is replaced without losing or repeating a row.
+//! (The consumers read committed data, as `common::consume_all` does.)
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+
+/// One worker of a project: its own state dir and log.
+struct Worker {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    fn start(project: &common::Project, n: usize, extra: &[&str]) -> Worker {
+        let dir = project.dir().join(format!("worker{n}"));
+        std::fs::create_dir_all(&dir).expect("worker dir");
+        let log = dir.join("run.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("worker log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("run")
+            .arg(&project.file)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--worker")
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start a worker");
+        Worker { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Chunks this worker committed.
+    fn chunks(&self) -> usize {
+        self.log().matches("worker: chunk committed").count()
+    }
+
+    fn owns_stream(&self) -> bool {
+        self.log().contains("this worker owns the stream now")
+    }
+
+    /// Waits for the worker to end; its exit code.
+    fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the worker did not end in time:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        self.wait(Duration::from_secs(60))
+    }
+}
+
+fn count_by_key(messages: &[common::Consumed]) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for m in messages {
+        *seen.entry(m.key.clone().expect("a key")).or_insert(0usize) += 1;
+    }
+    seen
+}
+
+/// A database with `t (id, v)` holding `rows` rows, and a project of it for workers.
+async fn setup(name: &str, rows: u32, sync: &str) -> (mysql_async::Conn, String, common::Project) {
+    common::require_kafka();
+    let db = common::unique(name);
+    let mut conn = common::mariadb().await;
+    common::run_sql(
+        &mut conn,
+        &format!(
+            "CREATE DATABASE {db};
+CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20));
+INSERT INTO {db}.t SELECT seq, CONCAT('v', seq) FROM {db}.seq_1_to_{rows}"
+        ),
+    )
+    .await;
+    let topic = common::unique(name);
+    // The workers of a project share its plan and progress in Kafka: each test run is a new
+    // project.
+    let project = common::Project::new(
+        &common::unique(name),
+        &common::mariadb_source(name),
+        &format!("sync = '{sync}', exactly_once = true, chunk_rows = 5000, topic_partitions = 3"),
+        &format!("SYNC TABLE {db}.t TO TOPIC '{topic}';"),
+    );
+    (conn, topic, project)
+}
+
+fn assert_each_once(messages: &[common::Consumed], rows: usize, what: &str) {
+    let seen = count_by_key(messages);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "{what}: keys sent twice: {twice:?}");
+    assert_eq!(seen.len(), rows, "{what}: every row once");
+}
+
+#[tokio::test]
+async fn three_workers_share_a_full_sync_exactly_once() {
+    let rows = 300_000;
+    let (_conn, topic, project) = setup("workers3", rows, "schema, full").await;
+    let mut workers: Vec<Worker> = (0..3).map(|n| Worker::start(&project, n, &[])).collect();
+    for worker in &mut workers {
+        let code = worker.wait(Duration::from_secs(300));
+        assert_eq!(code, Some(0), "{}", worker.log());
+    }
+    let chunks: Vec<usize> = workers.iter().map(Worker::chunks).collect();
+    assert_eq!(
+        chunks.iter().sum::<usize>(),
+        60,
+        "each of the 60 chunks once: {chunks:?}"
+    );
+    assert!(
+        chunks.iter().filter(|&&n| n > 0).count() >= 2,
+        "the group spread the chunks: {chunks:?}"
+    );
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    assert_each_once(&messages, rows as usize, "three workers");
+}
+
+#[tokio::test]
+async fn a_killed_workers_chunks_finish_elsewhere_exactly_once() {
+    let rows = 300_000;
+    let (_conn, topic, project) = setup("workerskill", rows, "schema, full").await;
+    let mut workers: Vec<Worker> = (0..3).map(|n| Worker::start(&project, n, &[])).collect();
+    // Mid-snapshot: once the victim committed a chunk.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while workers[0].chunks() == 0 {
+        assert!(Instant::now() < deadline, "{}", workers[0].log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    workers[0].kill();
+    let killed_with = workers[0].chunks();
+    for worker in &mut workers[1..] {
+        let code = worker.wait(Duration::from_secs(300));
+        assert_eq!(code, Some(0), "{}", worker.log());
+    }
+    let others: usize = workers[1..].iter().map(Worker::chunks).sum();
+    assert!(
+        killed_with + others >= 60,
+        "the survivors read what the killed worker left: {killed_with} + {others}"
+    );
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    assert_each_once(&messages, rows as usize, "after a kill -9");
+}
+
+#[tokio::test]
+async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
+    let initial = 1_000;
+    let (mut conn, topic, project) = setup("workersha", initial, "schema, full, incremental").await;
+    let mut workers: Vec<Worker> = (0..2).map(|n| Worker::start(&project, n, &[])).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let owner = loop {
+        if let Some(owner) = workers.iter().position(Worker::owns_stream) {
+            break owner;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no worker took the stream:\n{}\n{}",
+            workers[0].log(),
+            workers[1].log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let standby = 1 - owner;
+    let table = {
+        let sql = std::fs::read_to_string(&project.file).unwrap();
+        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
+        sql[start..].split_whitespace().next().unwrap().to_string()
+    };
+    let mut next = initial + 1;
+    let mut insert = async |conn: &mut mysql_async::Conn, count: u32| {
+        for _ in 0..count {
+            let values: Vec<String> = (next..next + 10).map(|i| format!("({i}, 'new')")).collect();
+            conn.query_drop(format!("INSERT INTO {table} VALUES {}", values.join(", ")))
+                .await
+                .expect("insert");
+            next += 10;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    insert(&mut conn, 50).await;
+    workers[owner].kill();
+    let killed = Instant::now();
+    insert(&mut conn, 50).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !workers[standby].owns_stream() {
+        assert!(Instant::now() < deadline, "{}", workers[standby].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("stream failover took {:?}", killed.elapsed());
+    insert(&mut conn, 20).await;
+    let total = (initial + 120 * 10) as usize;
+    let messages = common::consume_all(&topic, total, Duration::from_secs(120));
+    assert_eq!(workers[standby].terminate(), Some(0), "SIGTERM exits 0");
+    assert_each_once(&messages, total, "through a failover");
+}
