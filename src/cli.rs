@@ -54,6 +54,10 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The project's workers (`run --worker`), as Kafka knows them: the chunks done, each
+        /// worker's partitions and pending chunks, and which one streams.
+        #[arg(long)]
+        worker: bool,
     },
     /// Ask for an online snapshot: the tables' rows (or those matching --where) are sent again
     /// while the stream keeps flowing. Records the request and exits; a running `run` picks it
@@ -122,7 +126,11 @@ pub async fn run(command: Command) -> Result<()> {
             project,
             state_dir,
             json,
-        } => status(&project, state_dir.as_deref(), json),
+            worker,
+        } => match worker {
+            true => worker_status(&project, json).await,
+            false => status(&project, state_dir.as_deref(), json),
+        },
         Command::Snapshot {
             project,
             tables,
@@ -459,6 +467,73 @@ fn print_summary(summary: &pipeline::RunSummary) {
             }
         }
     }
+}
+
+async fn worker_status(path: &Path, json: bool) -> Result<()> {
+    let project = ProjectFile::load(path)?;
+    let status = pipeline::worker::status(&project).await?;
+    if json {
+        println!("{status}");
+        return Ok(());
+    }
+    let number = |key: &str| status[key].as_u64().unwrap_or(0);
+    println!(
+        "status: {} (workers, from Kafka)",
+        project.project.name.value
+    );
+    if status["planned"].as_bool() != Some(true) {
+        println!("  not planned yet: no worker has started");
+        return Ok(());
+    }
+    if project.project.sync.full {
+        println!(
+            "  full sync: {} of {} chunks done (about {} rows)",
+            number("chunks_done"),
+            number("chunks"),
+            number("rows_estimate")
+        );
+    }
+    if project.project.sync.incremental {
+        let position = status["incremental"]
+            .as_object()
+            .map(|p| format!("{}:{}", p["file"].as_str().unwrap_or(""), p["pos"]))
+            .unwrap_or_else(|| "not started".to_string());
+        println!(
+            "  stream: {} at {position} ({} changes)",
+            status["stream_owner"]
+                .as_str()
+                .map_or("no owner".to_string(), |w| format!("owned by {w}")),
+            number("incremental_changes")
+        );
+    }
+    let workers = status["workers"].as_array().cloned().unwrap_or_default();
+    println!("  {} workers:", workers.len());
+    for worker in workers {
+        let partitions: Vec<String> = worker["partitions"]
+            .as_array()
+            .map(|p| p.iter().map(|v| v.to_string()).collect())
+            .unwrap_or_default();
+        println!(
+            "    {} ({}): partitions {}; {} chunks pending{}",
+            worker["worker"].as_str().unwrap_or(""),
+            worker["host"].as_str().unwrap_or(""),
+            if partitions.is_empty() {
+                "none".to_string()
+            } else {
+                partitions.join(", ")
+            },
+            worker["chunks_pending"],
+            if worker["partitions"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|v| v == 0))
+            {
+                "; streams"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
 }
 
 fn status(path: &Path, state_dir: Option<&Path>, json: bool) -> Result<()> {

@@ -196,6 +196,8 @@ pub struct Metrics {
     ack_latency: Histogram,
     transaction_commit: Histogram,
     full_rows_estimate: Gauge,
+    worker_chunks: Counter,
+    stream_owner: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -326,6 +328,19 @@ impl Metrics {
             Unit::Seconds,
             transaction_commit.clone(),
         );
+        let worker_chunks = Counter::default();
+        registry.register(
+            "worker_chunks_committed",
+            "Workers (run --worker): full-sync chunks this worker committed",
+            worker_chunks.clone(),
+        );
+        let stream_owner = Gauge::default();
+        registry.register(
+            "stream_owner",
+            "1 while this process streams the binlog (with --worker: holds the stream's \
+             partition), else 0",
+            stream_owner.clone(),
+        );
         let metrics = Metrics {
             registry,
             tables: Mutex::new(BTreeMap::new()),
@@ -349,6 +364,8 @@ impl Metrics {
             ack_latency,
             transaction_commit,
             full_rows_estimate,
+            worker_chunks,
+            stream_owner,
         };
         for table in tables {
             metrics.table(&table);
@@ -358,6 +375,16 @@ impl Metrics {
         }
         metrics.set_phase(RunPhase::Starting);
         Arc::new(metrics)
+    }
+
+    /// A worker committed a full-sync chunk.
+    pub fn worker_chunk_committed(&self) {
+        self.worker_chunks.inc();
+    }
+
+    /// Whether this process streams the binlog now.
+    pub fn stream_owner(&self, owns: bool) {
+        self.stream_owner.set(i64::from(owns));
     }
 
     /// The counters of `table` (`db.table`), exported from now on.

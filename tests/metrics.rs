@@ -215,6 +215,7 @@ INSERT INTO {db}.small SELECT seq, 'v' FROM {db}.seq_1_to_300"
             .unwrap_or(-1.0),
         ),
         ("tributary_phase", vec![("phase", "incremental")], 1.0),
+        ("tributary_stream_owner", vec![], 1.0),
     ] {
         assert_eq!(
             value(&after_full, name, &labels),

@@ -221,8 +221,47 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
     }
     eprintln!("stream failover took {:?}", killed.elapsed());
     insert(&mut conn, 20).await;
+    // `status --worker` names the new owner, from Kafka alone.
+    let name = {
+        let log = workers[standby].log();
+        let at = log.find("worker=worker-").expect("the worker's name") + "worker=".len();
+        log[at..].split_whitespace().next().unwrap().to_string()
+    };
+    let status = common::tributary(&[
+        "status",
+        project.file.to_str().unwrap(),
+        "--worker",
+        "--json",
+    ]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert_eq!(
+        status["stream_owner"].as_str(),
+        Some(name.as_str()),
+        "{status}"
+    );
+    assert_eq!(status["chunks_done"], status["chunks"], "{status}");
+    assert!(
+        status["workers"].as_array().is_some_and(|w| w.len() == 1),
+        "{status}"
+    );
     let total = (initial + 120 * 10) as usize;
     let messages = common::consume_all(&topic, total, Duration::from_secs(120));
     assert_eq!(workers[standby].terminate(), Some(0), "SIGTERM exits 0");
     assert_each_once(&messages, total, "through a failover");
+}
+
+#[tokio::test]
+async fn a_worker_needs_exactly_once_and_says_so() {
+    let (_conn, _topic, project) = setup("workersopt", 10, "schema, full").await;
+    let text = std::fs::read_to_string(&project.file).unwrap();
+    std::fs::write(&project.file, text.replace("exactly_once = true, ", "")).unwrap();
+    let args = project.args("run", &["--worker"]);
+    let outcome = common::tributary(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("add exactly_once = true"),
+        "{}",
+        outcome.stderr
+    );
 }

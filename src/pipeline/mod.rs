@@ -204,7 +204,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
             .await?;
             let (before, began) = (metrics.totals(), Instant::now());
             checkpoint.start_clock(checkpoint::Clock::Incremental);
+            metrics.stream_owner(true);
             let outcome = stream.run(&mut checkpoint, stop.clone()).await;
+            metrics.stream_owner(false);
             checkpoint.stop_clock();
             summary.incremental = Some(PhaseSummary {
                 totals: metrics.totals() - before,

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{Metrics, RunPhase};
 use crate::plan::{Plan, TablePlan};
 use crate::position::BinlogPosition;
+use crate::project::ProjectFile;
 use crate::sink::admin::TopicPartitions;
 use crate::sink::delivery::{Delivery, Route, Writer};
 use crate::sink::kafka::Acks;
@@ -183,9 +184,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
 }
 
 /// The committed plan, or `None`.
-async fn committed_plan(plan: &Plan) -> Result<Option<WorkPlan>> {
-    let key = plan_key(&plan.project.project.name.value);
-    let records = transactions::read_records(&plan.project.sink, &key).await?;
+async fn committed_plan(project: &ProjectFile) -> Result<Option<WorkPlan>> {
+    let key = plan_key(&project.project.name.value);
+    let records = transactions::read_records(&project.sink, &key).await?;
     records
         .into_iter()
         .rev()
@@ -209,14 +210,14 @@ async fn plan_once(plan: &Plan, pause: &Pause) -> Result<WorkPlan> {
     let project = &plan.project;
     let mut attempts = 0;
     loop {
-        if let Some(work) = committed_plan(plan).await? {
+        if let Some(work) = committed_plan(project).await? {
             return Ok(work);
         }
         if pause.requested() {
             return Err(Error::Paused);
         }
         let planner = Planner::fence(&project.sink, &project.project.name.value).await?;
-        if let Some(work) = committed_plan(plan).await? {
+        if let Some(work) = committed_plan(project).await? {
             return Ok(work);
         }
         let (work, records) = make_plan(plan).await?;
@@ -304,6 +305,47 @@ async fn make_plan(plan: &Plan) -> Result<(WorkPlan, Vec<WorkRecord>)> {
 
 fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Definite(format!("workers: {e}")))
+}
+
+/// The chunks every worker committed so far.
+async fn chunks_done(project: &ProjectFile) -> Result<usize> {
+    let prefix = format!("{}/{WORKER_RUN}/chunk/", project.project.name.value);
+    let records = transactions::read_records(&project.sink, &prefix).await?;
+    Ok(records
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect::<BTreeSet<_>>()
+        .len())
+}
+
+/// `status --worker`: the project's workers as Kafka knows them — the plan, the chunks done,
+/// each worker's partitions and pending chunks, the stream's owner and position.
+pub async fn status(project: &ProjectFile) -> Result<serde_json::Value> {
+    let name = &project.project.name.value;
+    let plan = committed_plan(project).await?;
+    let done = chunks_done(project).await?;
+    let members = work::members(&project.sink, name).await?;
+    let mut state = Checkpoint::default();
+    transactions::overlay(
+        &mut state,
+        transactions::read_progress(&project.sink, name, WORKER_RUN).await?,
+    );
+    let owner = members
+        .iter()
+        .find(|m| m.partitions.contains(&work::STREAM_PARTITION))
+        .map(|m| m.worker.clone());
+    Ok(serde_json::json!({
+        "project": name,
+        "planned": plan.is_some(),
+        "chunks": plan.as_ref().map_or(0, WorkPlan::total_chunks),
+        "chunks_done": done,
+        "rows_estimate": plan.as_ref().map_or(0, |p| p.rows_estimate),
+        "workers": members,
+        "stream_owner": owner,
+        "incremental": state.incremental,
+        "incremental_changes": state.incremental_changes,
+        "incremental_committed": state.incremental_committed,
+    }))
 }
 
 /// What a worker works with.
@@ -420,6 +462,7 @@ impl Team<'_> {
                 elapsed = ?took_over.elapsed(),
                 "this worker owns the stream now"
             );
+            self.metrics.stream_owner(true);
             let running = stream.run(checkpoint, stop);
             tokio::pin!(running);
             let outcome = loop {
@@ -433,6 +476,7 @@ impl Team<'_> {
                     }
                 }
             };
+            self.metrics.stream_owner(false);
             let paused = outcome?.paused;
             if !paused {
                 return Ok(false);
@@ -583,6 +627,7 @@ impl Reader<'_, '_> {
                 task.table
             ))
         })?;
+        team.metrics.worker_chunk_committed();
         tracing::info!(table = %task.table, chunk = task.chunk, rows, "worker: chunk committed");
         Ok(true)
     }

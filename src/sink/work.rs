@@ -275,3 +275,145 @@ impl WorkConsumer {
         self.consumer.unsubscribe();
     }
 }
+
+/// One member of a project's group, as the coordinator describes it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    /// The worker's name (its client id).
+    pub worker: String,
+    pub host: String,
+    /// Work topic partitions assigned to it (0 is the stream).
+    pub partitions: Vec<i32>,
+    /// Chunk records in its partitions not committed yet.
+    pub chunks_pending: i64,
+}
+
+/// The project's workers now: the group's members and the chunks each has still to read.
+pub async fn members(sink: &SinkDef, project: &str) -> Result<Vec<Member>> {
+    let config = client_config(sink);
+    let project = project.to_string();
+    let name = sink.name.value.clone();
+    tokio::task::spawn_blocking(move || members_blocking(config, &project, &name))
+        .await
+        .map_err(|e| Error::Definite(format!("describing the workers failed: {e}")))?
+}
+
+fn members_blocking(
+    mut config: rdkafka::ClientConfig,
+    project: &str,
+    sink: &str,
+) -> Result<Vec<Member>> {
+    use rdkafka::consumer::BaseConsumer;
+    let kafka = |context: String| move |source: KafkaError| Error::Kafka { context, source };
+    let group = group_id(project);
+    let topic = work_topic(project);
+    // Of the group, without joining it: offsets and the description only.
+    let consumer: BaseConsumer = config
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka(format!("sink `{sink}`: cannot create a consumer")))?;
+    let groups = consumer
+        .fetch_group_list(Some(&group), METADATA_TIMEOUT)
+        .map_err(kafka(format!("sink `{sink}`: describing group {group}")))?;
+    let mut members = Vec::new();
+    for described in groups.groups() {
+        for member in described.members() {
+            let partitions = member
+                .assignment()
+                .map(|bytes| assigned_partitions(bytes, &topic))
+                .unwrap_or_default();
+            members.push(Member {
+                worker: member.client_id().to_string(),
+                host: member.client_host().trim_start_matches('/').to_string(),
+                partitions,
+                chunks_pending: 0,
+            });
+        }
+    }
+    let mut list = TopicPartitionList::new();
+    for partition in 1..=CHUNK_PARTITIONS {
+        list.add_partition(&topic, partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, METADATA_TIMEOUT)
+        .map_err(kafka(format!(
+            "sink `{sink}`: reading the offsets of {group}"
+        )))?;
+    for member in &mut members {
+        for &partition in member.partitions.iter().filter(|&&p| p != STREAM_PARTITION) {
+            let (_, end) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(kafka(format!("sink `{sink}`: reading the end of {topic}")))?;
+            let at = match committed
+                .find_partition(&topic, partition)
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(at)) => at,
+                _ => 0,
+            };
+            // The end counts the transaction markers of the plan's commit too.
+            member.chunks_pending += (end - at - 1).max(0);
+        }
+    }
+    members.sort_by(|a, b| a.worker.cmp(&b.worker));
+    Ok(members)
+}
+
+/// The partitions of `topic` in a consumer protocol assignment: a version (int16), then an
+/// array (int32 count) of topic (int16 length + bytes) and partitions (int32 count + int32s).
+fn assigned_partitions(bytes: &[u8], topic: &str) -> Vec<i32> {
+    fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
+        let (head, rest) = bytes.split_first_chunk::<N>()?;
+        *bytes = rest;
+        Some(*head)
+    }
+    let mut cursor = bytes;
+    let mut found = Vec::new();
+    let parsed = (|| -> Option<()> {
+        take::<2>(&mut cursor)?;
+        let topics = i32::from_be_bytes(take::<4>(&mut cursor)?);
+        for _ in 0..topics.max(0) {
+            let length = i16::from_be_bytes(take::<2>(&mut cursor)?).max(0) as usize;
+            let (name, rest) = cursor.split_at_checked(length)?;
+            cursor = rest;
+            let count = i32::from_be_bytes(take::<4>(&mut cursor)?);
+            for _ in 0..count.max(0) {
+                let partition = i32::from_be_bytes(take::<4>(&mut cursor)?);
+                if name == topic.as_bytes() {
+                    found.push(partition);
+                }
+            }
+        }
+        Some(())
+    })();
+    if parsed.is_none() {
+        tracing::debug!("workers: a member's assignment is not in the consumer protocol");
+    }
+    found.sort_unstable();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_members_assignment_names_its_partitions() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 2];
+        for (topic, partitions) in [("other", vec![5]), ("tributary-work.p", vec![3, 0])] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend((partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                bytes.extend((p as i32).to_be_bytes());
+            }
+        }
+        bytes.extend([0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(assigned_partitions(&bytes, "tributary-work.p"), vec![0, 3]);
+        assert_eq!(
+            assigned_partitions(&bytes[..9], "tributary-work.p"),
+            Vec::<i32>::new()
+        );
+    }
+}
