@@ -401,12 +401,12 @@ mod tests {
     #[test]
     fn a_members_assignment_names_its_partitions() {
         let mut bytes = vec![0, 1, 0, 0, 0, 2];
-        for (topic, partitions) in [("other", vec![5]), ("tributary-work.p", vec![3, 0])] {
+        for (topic, partitions) in [("other", vec![5i32]), ("tributary-work.p", vec![3, 0])] {
             bytes.extend((topic.len() as i16).to_be_bytes());
             bytes.extend(topic.as_bytes());
             bytes.extend((partitions.len() as i32).to_be_bytes());
             for p in partitions {
-                bytes.extend((p as i32).to_be_bytes());
+                bytes.extend(p.to_be_bytes());
             }
         }
         bytes.extend([0xff, 0xff, 0xff, 0xff]);
