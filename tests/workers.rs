@@ -167,8 +167,9 @@ async fn a_killed_workers_chunks_finish_elsewhere_exactly_once() {
         assert_eq!(code, Some(0), "{}", worker.log());
     }
     let others: usize = workers[1..].iter().map(Worker::chunks).sum();
+    // (Its last commit may have landed just before its log line: the rows decide.)
     assert!(
-        killed_with + others >= 60,
+        others > 0 && killed_with < 60,
         "the survivors read what the killed worker left: {killed_with} + {others}"
     );
     let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
