@@ -127,14 +127,18 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     let name = &project.project.name.value;
     work::ensure_work_topic(&project.sink, name, project.project.topic_replication).await?;
     let work_plan = plan_once(&plan, &pause).await?;
-    let consumer = WorkConsumer::join(&project.sink, name, &worker)?;
-    tracing::info!(%worker, chunks = work_plan.total_chunks(), "worker joined the project's group");
-    let team = Team {
+    // `full_concurrency` members of the group, each reading one chunk at a time.
+    let members = project.project.full_concurrency.max(1);
+    let consumers = (0..members)
+        .map(|m| WorkConsumer::join(&project.sink, name, &format!("{worker}-{m}")))
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(%worker, members, chunks = work_plan.total_chunks(), "worker joined the project's group");
+    let mut team = Team {
         plan: &plan,
         topics: &topics,
         metrics: &metrics,
         delivery: &delivery,
-        consumer: &consumer,
+        consumers,
         work: &work_plan,
         pause: &pause,
         worker: &worker,
@@ -170,7 +174,9 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     }
     .await;
     // The others take this worker's partitions at once, not after its session times out.
-    consumer.leave();
+    for consumer in &team.consumers {
+        consumer.leave();
+    }
     if let Err(e) = &result {
         metrics.error(e.kind());
     }
@@ -354,62 +360,80 @@ struct Team<'a> {
     topics: &'a TopicPartitions,
     metrics: &'a Arc<Metrics>,
     delivery: &'a Delivery,
-    consumer: &'a WorkConsumer,
+    consumers: Vec<WorkConsumer>,
     work: &'a WorkPlan,
     pause: &'a Pause,
     worker: &'a str,
 }
 
 impl Team<'_> {
-    /// Reads the chunks the group gives this worker until every chunk of the plan is done (by
-    /// any worker); returns how many this worker read.
-    async fn full_sync(&self) -> Result<usize> {
-        let total = self.work.total_chunks();
-        let mut writer = self.delivery.worker_writer(self.worker).await?;
-        let mut reader = Reader {
-            team: self,
-            routes: HashMap::new(),
-            builders: HashMap::new(),
-            conn: None,
-            refused: 0,
-        };
+    /// Reads the chunks the group gives this worker's members until every chunk of the plan
+    /// is done (by any worker); returns how many this worker read.
+    async fn full_sync(&mut self) -> Result<usize> {
+        let plan = Arc::new(self.plan.clone());
+        let mut running = tokio::task::JoinSet::new();
+        for (m, consumer) in std::mem::take(&mut self.consumers).into_iter().enumerate() {
+            let writer = self
+                .delivery
+                .worker_writer(&format!("{}-{m}", self.worker))
+                .await?;
+            let member = Member {
+                index: m,
+                plan: Arc::clone(&plan),
+                topics: self.topics.clone(),
+                metrics: Arc::clone(self.metrics),
+                consumer,
+                writer,
+                pause: self.pause.clone(),
+                total: self.work.total_chunks(),
+                routes: HashMap::new(),
+                builders: HashMap::new(),
+                conn: None,
+                refused: 0,
+            };
+            running.spawn(member.full_sync());
+        }
+        let mut members = Vec::new();
         let mut read = 0;
-        let mut checked = Instant::now() - Duration::from_secs(60);
-        loop {
-            if self.pause.requested() {
-                return Ok(read);
-            }
-            match self.consumer.next(Duration::from_millis(500)).await? {
-                Some(item) if item.partition != work::STREAM_PARTITION => {
-                    if reader.chunk(&mut writer, &item).await? {
-                        read += 1;
-                    }
-                }
-                _ => {
-                    // Idle: the others may still be reading theirs.
-                    if checked.elapsed() >= Duration::from_secs(1) {
-                        if self.chunks_done().await? >= total {
-                            return Ok(read);
+        let mut failure = None;
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok((member, result)) => {
+                    match result {
+                        Ok(chunks) => read += chunks,
+                        Err(e) => {
+                            // One member's failure stops the others: the worker exits 2.
+                            let _ = self.pause.sender.send(true);
+                            failure.get_or_insert(e);
                         }
-                        checked = Instant::now();
                     }
+                    members.push(member);
+                }
+                Err(e) => {
+                    let _ = self.pause.sender.send(true);
+                    failure.get_or_insert(Error::Definite(format!("a worker member failed: {e}")));
                 }
             }
         }
+        members.sort_by_key(|m| m.index);
+        self.consumers = members.into_iter().map(|m| m.consumer).collect();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(read),
+        }
     }
 
-    /// The chunks every worker committed so far.
-    async fn chunks_done(&self) -> Result<usize> {
-        let prefix = format!(
-            "{}/{WORKER_RUN}/chunk/",
-            self.plan.project.project.name.value
-        );
-        let records = transactions::read_records(&self.plan.project.sink, &prefix).await?;
-        Ok(records
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect::<BTreeSet<_>>()
-            .len())
+    /// Whether one of this worker's members holds the stream's partition.
+    fn owns_stream(&self) -> bool {
+        self.consumers.iter().any(WorkConsumer::owns_stream)
+    }
+
+    /// Polls every member (which serves the group's rebalances).
+    async fn poll(&self, wait: Duration) -> Result<()> {
+        for consumer in &self.consumers {
+            let _ = consumer.next(wait).await?;
+        }
+        Ok(())
     }
 
     /// Streams while the group gives this worker the stream's partition; stands by otherwise.
@@ -424,9 +448,8 @@ impl Team<'_> {
             if self.pause.requested() {
                 return Ok(true);
             }
-            // Polling serves the group's rebalances.
-            let _ = self.consumer.next(Duration::from_millis(300)).await?;
-            if !self.consumer.owns_stream() {
+            self.poll(Duration::from_millis(100)).await?;
+            if !self.owns_stream() {
                 continue;
             }
             let took_over = Instant::now();
@@ -469,8 +492,8 @@ impl Team<'_> {
                 tokio::select! {
                     outcome = &mut running => break outcome,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                        let _ = self.consumer.next(Duration::from_millis(10)).await;
-                        if !self.consumer.owns_stream() || self.pause.requested() {
+                        let _ = self.poll(Duration::from_millis(5)).await;
+                        if !self.owns_stream() || self.pause.requested() {
                             let _ = stop_tx.send(true);
                         }
                     }
@@ -489,9 +512,19 @@ impl Team<'_> {
     }
 }
 
-/// A worker's chunk reader.
-struct Reader<'t, 'a> {
-    team: &'t Team<'a>,
+/// One member of the group in this worker: reads the chunks of the partitions the group gives
+/// it, one at a time (offsets commit in order per partition), each in a transaction of its own
+/// producer.
+struct Member {
+    index: usize,
+    plan: Arc<Plan>,
+    topics: TopicPartitions,
+    metrics: Arc<Metrics>,
+    consumer: WorkConsumer,
+    writer: Writer,
+    pause: Pause,
+    /// The plan's chunks.
+    total: usize,
     routes: HashMap<String, Route>,
     builders: HashMap<String, BatchBuilder>,
     conn: Option<Conn>,
@@ -499,16 +532,48 @@ struct Reader<'t, 'a> {
     refused: u32,
 }
 
-/// A worker stops once Kafka refused this many chunk commits in a row (a rebalance refuses
+/// A member stops once Kafka refused this many chunk commits in a row (a rebalance refuses
 /// one or two).
 const MAX_REFUSED_COMMITS: u32 = 20;
 
-impl Reader<'_, '_> {
-    /// Reads a chunk record's rows and commits them with the record's offset. A failed attempt
-    /// is aborted and the record read again (by this worker, or by the one its partition moved
-    /// to); only a fault that outlasts the retries stops the worker.
-    /// Whether this worker committed it.
-    async fn chunk(&mut self, writer: &mut Writer, item: &WorkItem) -> Result<bool> {
+impl Member {
+    /// Reads chunks until every chunk of the plan is done; gives itself back for the stream.
+    async fn full_sync(mut self) -> (Member, Result<usize>) {
+        let result = self.read_chunks().await;
+        (self, result)
+    }
+
+    async fn read_chunks(&mut self) -> Result<usize> {
+        let mut read = 0;
+        let mut checked = Instant::now() - Duration::from_secs(60);
+        loop {
+            if self.pause.requested() {
+                return Ok(read);
+            }
+            match self.consumer.next(Duration::from_millis(500)).await? {
+                Some(item) if item.partition != work::STREAM_PARTITION => {
+                    if self.chunk(&item).await? {
+                        read += 1;
+                    }
+                }
+                _ => {
+                    // Idle: the others may still be reading theirs.
+                    if checked.elapsed() >= Duration::from_secs(1) {
+                        if chunks_done(&self.plan.project).await? >= self.total {
+                            return Ok(read);
+                        }
+                        checked = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a chunk record's rows and commits them with the record's offset; whether this
+    /// member committed it. A failed attempt is aborted and the record read again (by this
+    /// member, or by the one its partition moved to); only a fault that outlasts the retries
+    /// stops the worker.
+    async fn chunk(&mut self, item: &WorkItem) -> Result<bool> {
         let task: ChunkTask = serde_json::from_slice(&item.payload).map_err(|e| {
             Error::Definite(format!(
                 "workers: the chunk record at offset {} of partition {} is not readable ({e}); \
@@ -517,14 +582,14 @@ impl Reader<'_, '_> {
             ))
         })?;
         let mut backoff = Backoff::new();
-        let mut stop = self.team.pause.sender.subscribe();
+        let mut stop = self.pause.sender.subscribe();
         loop {
-            let error = match self.read(writer, &task, item).await {
+            let error = match self.read(&task, item).await {
                 Ok(committed) => return Ok(committed),
                 Err(error) => error,
             };
             self.conn = None;
-            self.team.consumer.rewind(item);
+            self.consumer.rewind(item);
             let what = format!("worker: chunk {} of {}", task.chunk + 1, task.table);
             match backoff.wait(&error, &what, &mut stop).await? {
                 true => continue,
@@ -540,15 +605,9 @@ impl Reader<'_, '_> {
         }
     }
 
-    async fn read(
-        &mut self,
-        writer: &mut Writer,
-        task: &ChunkTask,
-        item: &WorkItem,
-    ) -> Result<bool> {
-        let team = self.team;
-        let project = &team.plan.project;
-        let table = team
+    async fn read(&mut self, task: &ChunkTask, item: &WorkItem) -> Result<bool> {
+        let project = &self.plan.project;
+        let table = self
             .plan
             .tables
             .iter()
@@ -571,7 +630,7 @@ impl Reader<'_, '_> {
         let route = match self.routes.entry(task.table.clone()) {
             std::collections::hash_map::Entry::Occupied(route) => route.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(Route::new(table, project, team.topics, team.metrics)?)
+                slot.insert(Route::new(table, project, &self.topics, &self.metrics)?)
             }
         };
         let batch_rows = project.project.batch_rows;
@@ -579,9 +638,10 @@ impl Reader<'_, '_> {
             .builders
             .entry(task.table.clone())
             .or_insert_with(|| BatchBuilder::new(Arc::clone(&table.schema), batch_rows));
+        let writer = &mut self.writer;
         writer.begin()?;
         let acks = Acks::new();
-        let stop = team.pause.sender.subscribe();
+        let stop = self.pause.sender.subscribe();
         let mut rows = ChunkRows {
             table,
             builder,
@@ -601,7 +661,7 @@ impl Reader<'_, '_> {
                 return Err(e);
             }
         };
-        let consumed = team.consumer.consumed(item)?;
+        let consumed = self.consumer.consumed(item)?;
         let progress = checkpoint::Progress::Chunk {
             table: task.table.clone(),
             chunk: task.chunk,
@@ -616,7 +676,7 @@ impl Reader<'_, '_> {
                 return Err(e);
             }
             tracing::info!(error = %e, table = %task.table, chunk = task.chunk, "worker: the chunk's commit was refused; it is read again");
-            team.consumer.rewind(item);
+            self.consumer.rewind(item);
             return Ok(false);
         }
         self.refused = 0;
@@ -627,7 +687,7 @@ impl Reader<'_, '_> {
                 task.table
             ))
         })?;
-        team.metrics.worker_chunk_committed();
+        self.metrics.worker_chunk_committed();
         tracing::info!(table = %task.table, chunk = task.chunk, rows, "worker: chunk committed");
         Ok(true)
     }
