@@ -43,6 +43,10 @@ use crate::source::{self, history::TableSchema, snapshot};
 /// The run id every worker of a project commits its progress under.
 pub const WORKER_RUN: &str = "workers";
 
+/// How long a fenced planner waits for the plan of the worker that fenced it before it plans
+/// again (that worker may have died).
+const PLAN_WAIT: Duration = Duration::from_secs(30);
+
 /// What the planning worker decided, for all: in the state topic beside the progress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WorkPlan {
@@ -237,7 +241,19 @@ async fn plan_once(plan: &Plan, pause: &Pause) -> Result<WorkPlan> {
             }
             Err(e) if attempts < 5 => {
                 attempts += 1;
-                tracing::info!(error = %e, "workers: another worker planned at the same time");
+                // Fenced by a worker planning at the same time: wait for its plan rather than
+                // fence it back.
+                tracing::info!(error = %e, "workers: another worker is planning; waiting for its plan");
+                let deadline = Instant::now() + PLAN_WAIT;
+                while Instant::now() < deadline {
+                    if let Some(work) = committed_plan(project).await? {
+                        return Ok(work);
+                    }
+                    if pause.requested() {
+                        return Err(Error::Paused);
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
             }
             Err(e) => return Err(e),
         }

@@ -105,8 +105,28 @@ pub struct WorkRecord {
 /// (and aborts the transaction of) any other worker planning at the same time. What a fenced
 /// planner publishes is never seen; the caller checks for a committed plan after fencing.
 pub struct Planner {
-    producer: BaseProducer,
+    producer: BaseProducer<QuietContext>,
     id: String,
+}
+
+/// The planner's client context: being fenced by a rival planner is expected, not an error to
+/// log (the caller reports what it means).
+struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(fac, "librdkafka (planner): {message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka (planner): {error}: {reason}");
+    }
+}
+
+impl rdkafka::producer::ProducerContext for QuietContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 impl Planner {
@@ -114,10 +134,12 @@ impl Planner {
         let id = super::transactions::transactional_id(project, "planner");
         let mut config = client_config(sink);
         config.set("transactional.id", &id);
-        let producer: BaseProducer = config.create().map_err(|e| Error::Kafka {
-            context: format!("sink `{}`: cannot create the planner", sink.name.value),
-            source: e,
-        })?;
+        let producer: BaseProducer<QuietContext> = config
+            .create_with_context(QuietContext)
+            .map_err(|e| Error::Kafka {
+                context: format!("sink `{}`: cannot create the planner", sink.name.value),
+                source: e,
+            })?;
         let context = format!("workers: starting the planner {id}");
         let producer = tokio::task::spawn_blocking(move || {
             producer
