@@ -80,6 +80,10 @@ pub enum Command {
         project: PathBuf,
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Forget the workers' plan and progress in Kafka (every worker stopped): the next
+        /// workers start over.
+        #[arg(long)]
+        worker: bool,
     },
     /// Print the SYNC statements equivalent to an OMS object CSV.
     ImportObjects {
@@ -137,7 +141,22 @@ pub async fn run(command: Command) -> Result<()> {
             condition,
             state_dir,
         } => request_snapshot(&project, tables, condition, state_dir.as_deref()).await,
-        Command::Reset { project, state_dir } => {
+        Command::Reset {
+            project,
+            worker: true,
+            ..
+        } => {
+            let project = ProjectFile::load(&project)?;
+            let forgotten = pipeline::worker::reset(&project).await?;
+            println!(
+                "reset: forgot the workers' plan and progress ({forgotten} records); the next \
+                 workers start over"
+            );
+            Ok(())
+        }
+        Command::Reset {
+            project, state_dir, ..
+        } => {
             let project = ProjectFile::load(&project)?;
             let store = pipeline::state_store(&project, state_dir.as_deref());
             if store.reset()? {

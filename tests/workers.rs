@@ -263,3 +263,50 @@ async fn a_worker_needs_exactly_once_and_says_so() {
         outcome.stderr
     );
 }
+
+#[tokio::test]
+async fn reset_forgets_the_workers_progress_and_waits_for_them_to_stop() {
+    let rows = 2_000;
+    let (_conn, topic, project) = setup("workersreset", rows, "schema, full, incremental").await;
+    let mut worker = Worker::start(&project, 0, &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !worker.owns_stream() {
+        assert!(Instant::now() < deadline, "{}", worker.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reset = || common::tributary(&["reset", project.file.to_str().unwrap(), "--worker"]);
+    let refused = reset();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("stop them all"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(worker.terminate(), Some(0), "{}", worker.log());
+    let done = reset();
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(
+        done.stdout.contains("the next workers start over"),
+        "{}",
+        done.stdout
+    );
+    // The same state dir: its own copy of the checkpoint does not stand in for Kafka's.
+    let mut again = Worker::start(&project, 0, &["--until-caught-up"]);
+    assert_eq!(
+        again.wait(Duration::from_secs(120)),
+        Some(0),
+        "{}",
+        again.log()
+    );
+    let messages = common::consume_all(&topic, 2 * rows as usize, Duration::from_secs(60));
+    let seen = count_by_key(&messages);
+    assert_eq!(seen.len(), rows as usize);
+    assert!(
+        seen.values().all(|&n| n == 2),
+        "every row once per full sync: {:?}",
+        seen.values()
+            .filter(|&&n| n != 2)
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+}

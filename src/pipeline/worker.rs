@@ -50,6 +50,10 @@ const PLAN_WAIT: Duration = Duration::from_secs(30);
 /// What the planning worker decided, for all: in the state topic beside the progress.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WorkPlan {
+    /// This plan's id: chunk records of an earlier plan (before a `reset --worker`) are
+    /// passed by.
+    #[serde(default)]
+    id: String,
     /// Each table's chunk count.
     chunks: BTreeMap<String, usize>,
     rows_estimate: u64,
@@ -68,6 +72,8 @@ impl WorkPlan {
 /// A chunk record of the work topic.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ChunkTask {
+    #[serde(default)]
+    plan: String,
     table: String,
     chunk: usize,
     range: Chunk,
@@ -285,6 +291,7 @@ async fn make_plan(plan: &Plan) -> Result<(WorkPlan, Vec<WorkRecord>)> {
         false => None,
     };
     let mut work = WorkPlan {
+        id: transactions::new_run_id(),
         chunks: BTreeMap::new(),
         rows_estimate: 0,
         handoff,
@@ -301,6 +308,7 @@ async fn make_plan(plan: &Plan) -> Result<(WorkPlan, Vec<WorkRecord>)> {
             work.chunks.insert(table.qualified(), ranges.len());
             for (chunk, range) in ranges.into_iter().enumerate() {
                 let task = ChunkTask {
+                    plan: work.id.clone(),
                     table: table.qualified(),
                     chunk,
                     range: Chunk::planned(range),
@@ -370,6 +378,31 @@ pub async fn status(project: &ProjectFile) -> Result<serde_json::Value> {
     }))
 }
 
+/// `reset --worker`: forgets the workers' plan and progress in Kafka, so that the next workers
+/// start over; refused while any worker runs. Returns the records forgotten.
+pub async fn reset(project: &ProjectFile) -> Result<usize> {
+    let name = &project.project.name.value;
+    let running = work::members(&project.sink, name).await?;
+    if let Some(member) = running.first() {
+        return Err(Error::Config(format!(
+            "{} workers of project {name} are running ({} on {} among them): stop them all \
+             before resetting",
+            running.len(),
+            member.worker,
+            member.host
+        )));
+    }
+    let keys: BTreeSet<String> =
+        transactions::read_records(&project.sink, &format!("{name}/{WORKER_RUN}/"))
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+    let count = keys.len();
+    work::forget(&project.sink, keys.into_iter().collect()).await?;
+    Ok(count)
+}
+
 /// What a worker works with.
 struct Team<'a> {
     plan: &'a Plan,
@@ -402,6 +435,7 @@ impl Team<'_> {
                 writer,
                 pause: self.pause.clone(),
                 total: self.work.total_chunks(),
+                plan_id: self.work.id.clone(),
                 routes: HashMap::new(),
                 builders: HashMap::new(),
                 conn: None,
@@ -473,15 +507,18 @@ impl Team<'_> {
             let progress =
                 transactions::read_progress(&project.sink, &project.project.name.value, WORKER_RUN)
                     .await?;
+            // The stream's state is the plan's and what Kafka holds, never this state dir's
+            // older copy (another worker may have streamed since; a reset forgot it).
             checkpoint.update(|c| {
                 c.run_id = WORKER_RUN.to_string();
                 c.full_done = true;
-                if c.handoff.is_none() {
-                    c.handoff = self.work.handoff.clone();
-                }
-                if c.schemas.is_none() {
-                    c.schemas = self.work.schemas.clone();
-                }
+                c.handoff = self.work.handoff.clone();
+                c.schemas = self.work.schemas.clone();
+                c.incremental = None;
+                c.incremental_committed = 0;
+                c.incremental_changes = 0;
+                c.exactly_once_commits = 0;
+                c.prepared_xa.clear();
             });
             transactions::overlay(checkpoint.state_mut(), progress);
             checkpoint.save().await?;
@@ -541,6 +578,7 @@ struct Member {
     pause: Pause,
     /// The plan's chunks.
     total: usize,
+    plan_id: String,
     routes: HashMap<String, Route>,
     builders: HashMap<String, BatchBuilder>,
     conn: Option<Conn>,
@@ -597,6 +635,10 @@ impl Member {
                 item.offset, item.partition
             ))
         })?;
+        if task.plan != self.plan_id {
+            tracing::debug!(table = %task.table, chunk = task.chunk, "workers: a chunk of an earlier plan is passed by");
+            return Ok(false);
+        }
         let mut backoff = Backoff::new();
         let mut stop = self.pause.sender.subscribe();
         loop {

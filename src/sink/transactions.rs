@@ -239,8 +239,10 @@ fn read_blocking(
                 if !key.starts_with(prefix) {
                     continue;
                 }
-                if let Some(payload) = message.payload() {
-                    progress.push((key.into_owned(), payload.to_vec()));
+                match message.payload() {
+                    Some(payload) => progress.push((key.into_owned(), payload.to_vec())),
+                    // A tombstone forgets its key's earlier records (`reset --worker`).
+                    None => progress.retain(|(k, _)| *k != key),
                 }
             }
         }

@@ -183,6 +183,41 @@ impl Planner {
     }
 }
 
+/// Deletes the state topic records `keys` (tombstones: compaction drops them, readers forget
+/// them at once).
+pub async fn forget(sink: &SinkDef, keys: Vec<String>) -> Result<()> {
+    let producer: BaseProducer<QuietContext> = client_config(sink)
+        .create_with_context(QuietContext)
+        .map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: cannot create a producer", sink.name.value),
+            source: e,
+        })?;
+    let context = format!(
+        "workers: deleting records of {}",
+        super::transactions::STATE_TOPIC
+    );
+    tokio::task::spawn_blocking(move || -> std::result::Result<(), KafkaError> {
+        for key in &keys {
+            loop {
+                let record = BaseRecord::<str, [u8]>::to(super::transactions::STATE_TOPIC)
+                    .partition(0)
+                    .key(key.as_str());
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            }
+        }
+        producer.flush(COMMIT_TIMEOUT)
+    })
+    .await
+    .map_err(|e| Error::Definite(format!("{context}: {e}")))?
+    .map_err(|source| Error::Kafka { context, source })
+}
+
 /// A chunk record's offset and the group it was consumed in: committed with the chunk's rows.
 pub struct Consumed {
     pub offsets: TopicPartitionList,
