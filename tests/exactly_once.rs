@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
@@ -18,15 +17,6 @@ fn project(name: &str, options: &str, syncs: &str) -> common::Project {
         &format!("topic_partitions = 3, exactly_once = true{options}"),
         syncs,
     )
-}
-
-/// Each key's messages, counted.
-fn count_by_key(messages: &[common::Consumed]) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for m in messages {
-        *seen.entry(m.key.clone().expect("a key")).or_insert(0usize) += 1;
-    }
-    seen
 }
 
 fn read_checkpoint(project: &common::Project) -> Value {
@@ -85,7 +75,7 @@ INSERT INTO {db}.t SELECT seq, CONCAT('v', seq) FROM {db}.seq_1_to_{rows}"
         rerun.stdout
     );
     let messages = common::consume_all(&topic, rows, Duration::from_secs(60));
-    let seen = count_by_key(&messages);
+    let seen = common::count_by_key(&messages);
     assert_eq!(seen.len(), rows, "every row is in Kafka");
     assert_eq!(messages.len(), rows, "and only once");
 }

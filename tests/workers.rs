@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,14 +84,6 @@ impl Worker {
     }
 }
 
-fn count_by_key(messages: &[common::Consumed]) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for m in messages {
-        *seen.entry(m.key.clone().expect("a key")).or_insert(0usize) += 1;
-    }
-    seen
-}
-
 /// A database with `t (id, v)` holding `rows` rows, and a project of it for workers.
 async fn setup(name: &str, rows: u32, sync: &str) -> (mysql_async::Conn, String, common::Project) {
     common::require_kafka();
@@ -120,7 +111,7 @@ INSERT INTO {db}.t SELECT seq, CONCAT('v', seq) FROM {db}.seq_1_to_{rows}"
 }
 
 fn assert_each_once(messages: &[common::Consumed], rows: usize, what: &str) {
-    let seen = count_by_key(messages);
+    let seen = common::count_by_key(messages);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(twice.is_empty(), "{what}: keys sent twice: {twice:?}");
     assert_eq!(seen.len(), rows, "{what}: every row once");
@@ -299,7 +290,7 @@ async fn reset_forgets_the_workers_progress_and_waits_for_them_to_stop() {
         again.log()
     );
     let messages = common::consume_all(&topic, 2 * rows as usize, Duration::from_secs(60));
-    let seen = count_by_key(&messages);
+    let seen = common::count_by_key(&messages);
     assert_eq!(seen.len(), rows as usize);
     assert!(
         seen.values().all(|&n| n == 2),

@@ -442,14 +442,7 @@ impl ChunkReader {
         t: usize,
         c: usize,
     ) -> Result<(u64, Arc<Acks>)> {
-        let conn = match conn {
-            Some(conn) => conn,
-            None => {
-                let mut new = source::connect(&self.project.source).await?;
-                snapshot::prepare_session(&mut new, self.project.source.kind).await?;
-                conn.insert(new)
-            }
-        };
+        let conn = snapshot::session(conn, &self.project.source).await?;
         let batch_rows = self.project.project.batch_rows;
         let table = &self.tables[t];
         let route = match self.routes.entry(t) {

@@ -125,21 +125,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         ..Checkpoint::default()
     });
     state.upgrade(project.source.kind);
-    let metrics = Metrics::new(plan.tables.iter().map(TablePlan::qualified));
-    // Every table's route (its encoder above all) is built before anything is written: a format
-    // this build cannot write fails the run up front.
-    for table in &plan.tables {
-        Route::new(table, project, &TopicPartitions::new(), &metrics)?;
-    }
-    if let Some(addr) = &options.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(format!("cannot serve metrics on --metrics-addr {addr}"), e))?;
-        tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
-    }
-    if project.project.sync.incremental {
-        source::precheck::require_binlog_settings(&project.source).await?;
-    }
+    let metrics = start_metrics(&plan, &options).await?;
     let mut delivery = Delivery::new(project, &metrics, Some(pause.sender.subscribe()));
     let mut checkpoint = Checkpointer::new(state, store);
 
@@ -218,6 +204,17 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         Ok::<(), Error>(())
     }
     .await;
+    summary.lake = project.sink.is_lake();
+    close_run(summary, result, &metrics, started)
+}
+
+/// The run's summary once it ended well, with its totals; a failure counted by its kind.
+fn close_run(
+    mut summary: RunSummary,
+    result: Result<()>,
+    metrics: &Metrics,
+    started: Instant,
+) -> Result<RunSummary> {
     if let Err(e) = &result {
         metrics.error(e.kind());
     }
@@ -226,9 +223,29 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     summary.totals = metrics.totals();
     summary.tables = metrics.table_count();
     summary.topics = metrics.topic_count();
-    summary.lake = project.sink.is_lake();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The run's metrics, served on `--metrics-addr`; checks first what fails a run before it
+/// writes: every table's route (a format this build cannot write) and, to stream, the
+/// source's binlog settings.
+async fn start_metrics(plan: &Plan, options: &RunOptions) -> Result<Arc<Metrics>> {
+    let project = &plan.project;
+    let metrics = Metrics::new(plan.tables.iter().map(TablePlan::qualified));
+    for table in &plan.tables {
+        Route::new(table, project, &TopicPartitions::new(), &metrics)?;
+    }
+    if let Some(addr) = &options.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("cannot serve metrics on --metrics-addr {addr}"), e))?;
+        tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
+    }
+    if project.project.sync.incremental {
+        source::precheck::require_binlog_settings(&project.source).await?;
+    }
+    Ok(metrics)
 }
 
 /// Creates the missing topics (schema sync) and returns every topic's partition count.

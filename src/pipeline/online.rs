@@ -53,7 +53,7 @@ use crate::metrics::Metrics;
 use crate::plan::{Plan, TablePlan};
 use crate::sink::delivery::{Route, Writer};
 use crate::sink::kafka::Acks;
-use crate::source::{self, snapshot};
+use crate::source::snapshot;
 
 /// Online chunks hold at most this many rows (or `chunk_rows`, when smaller): the stream waits
 /// for each read, so a chunk's read time is what it adds to the stream's latency (about 0.1 s
@@ -247,14 +247,7 @@ impl Online {
             return Ok(None);
         };
         let project = &plan.project;
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let mut conn = source::connect(&project.source).await?;
-                snapshot::prepare_session(&mut conn, project.source.kind).await?;
-                self.conn.insert(conn)
-            }
-        };
+        let conn = snapshot::session(&mut self.conn, &project.source).await?;
         let Some(chunk) = chunk else {
             let chunk_rows = project.project.chunk_rows.min(ONLINE_CHUNK_ROWS);
             let (ranges, rows_estimate) =

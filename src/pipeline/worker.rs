@@ -30,7 +30,7 @@ use crate::batch::BatchBuilder;
 use crate::checkpoint::{self, Checkpoint, Checkpointer, Chunk};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, RunPhase};
-use crate::plan::{Plan, TablePlan};
+use crate::plan::Plan;
 use crate::position::BinlogPosition;
 use crate::project::ProjectFile;
 use crate::sink::admin::TopicPartitions;
@@ -120,16 +120,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
         format: checkpoint::FORMAT,
         ..Checkpoint::default()
     });
-    let metrics = Metrics::new(plan.tables.iter().map(TablePlan::qualified));
-    if let Some(addr) = &options.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::io(format!("cannot serve metrics on --metrics-addr {addr}"), e))?;
-        tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
-    }
-    if project.project.sync.incremental {
-        source::precheck::require_binlog_settings(&project.source).await?;
-    }
+    let metrics = super::start_metrics(&plan, &options).await?;
     let mut delivery = Delivery::new(project, &metrics, Some(pause.sender.subscribe()));
     let mut checkpoint = Checkpointer::new(state, store);
     let topics = schema_sync(&plan, &delivery, &mut checkpoint).await?;
@@ -187,16 +178,7 @@ pub async fn run(plan: Plan, options: RunOptions) -> Result<RunSummary> {
     for consumer in &team.consumers {
         consumer.leave();
     }
-    if let Err(e) = &result {
-        metrics.error(e.kind());
-    }
-    result?;
-    metrics.set_phase(RunPhase::Done);
-    summary.totals = metrics.totals();
-    summary.tables = metrics.table_count();
-    summary.topics = metrics.topic_count();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    super::close_run(summary, result, &metrics, started)
 }
 
 /// The committed plan, or `None`.
@@ -677,14 +659,7 @@ impl Member {
                     task.table
                 ))
             })?;
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let mut new = source::connect(&project.source).await?;
-                snapshot::prepare_session(&mut new, project.source.kind).await?;
-                self.conn.insert(new)
-            }
-        };
+        let conn = snapshot::session(&mut self.conn, &project.source).await?;
         let route = match self.routes.entry(task.table.clone()) {
             std::collections::hash_map::Entry::Occupied(route) => route.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {

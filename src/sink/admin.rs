@@ -208,6 +208,32 @@ pub async fn ensure_topics(
     }
 }
 
+/// Creates one topic (a topic that exists meanwhile is fine); `refused` says what to do when
+/// Kafka refuses, after its error code.
+pub async fn create_topic(sink: &SinkDef, topic: NewTopic<'_>, refused: &str) -> Result<()> {
+    let name = topic.name.to_string();
+    let admin = admin_client(sink)?;
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&[topic], &options)
+        .await
+        .map_err(|e| Error::Kafka {
+            context: format!("sink `{}`: creating {name}", sink.name.value),
+            source: e,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(Error::Sink(format!(
+                    "cannot create {name}: {code}; {refused}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::connection_error;

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -22,7 +22,6 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::admin::{METADATA_TIMEOUT, admin_client};
 use super::client_config;
 use crate::checkpoint::{Checkpoint, Progress};
 use crate::error::{Error, Result};
@@ -86,29 +85,15 @@ pub async fn ensure_state_topic(sink: &SinkDef, replication: i32) -> Result<()> 
     if existing.contains_key(STATE_TOPIC) {
         return Ok(());
     }
-    let admin = admin_client(sink)?;
     let topic = NewTopic::new(STATE_TOPIC, 1, TopicReplication::Fixed(replication))
         .set("cleanup.policy", "compact");
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin
-        .create_topics(&[topic], &options)
-        .await
-        .map_err(|e| Error::Kafka {
-            context: format!("sink `{}`: creating {STATE_TOPIC}", sink.name.value),
-            source: e,
-        })?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(Error::Sink(format!(
-                    "exactly_once: cannot create the state topic {STATE_TOPIC}: {code}; create \
-                     it (1 partition, cleanup.policy=compact) or let the user create topics"
-                )));
-            }
-        }
-    }
-    Ok(())
+    super::admin::create_topic(
+        sink,
+        topic,
+        "exactly_once needs it: create it (1 partition, cleanup.policy=compact) or let the \
+         sink's user create topics",
+    )
+    .await
 }
 
 /// The progress a project's run committed, oldest first (read committed only).

@@ -12,14 +12,14 @@
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::{Consumer, ConsumerContext, ConsumerGroupMetadata, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::admin::{METADATA_TIMEOUT, admin_client};
+use super::admin::METADATA_TIMEOUT;
 use super::client_config;
 use super::transactions::COMMIT_TIMEOUT;
 use crate::error::{Error, Result};
@@ -62,7 +62,6 @@ pub async fn ensure_work_topic(sink: &SinkDef, project: &str, replication: i32) 
         }
         return Ok(());
     }
-    let admin = admin_client(sink)?;
     // Chunk records are few and small; they must outlive the longest full sync.
     let new = NewTopic::new(
         &topic,
@@ -70,27 +69,15 @@ pub async fn ensure_work_topic(sink: &SinkDef, project: &str, replication: i32) 
         TopicReplication::Fixed(replication),
     )
     .set("retention.ms", "-1");
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin
-        .create_topics(&[new], &options)
-        .await
-        .map_err(|e| Error::Kafka {
-            context: format!("sink `{}`: creating {topic}", sink.name.value),
-            source: e,
-        })?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => {
-                return Err(Error::Sink(format!(
-                    "workers: cannot create the work topic {topic}: {code}; create it ({} \
-                     partitions) or let the sink's user create topics",
-                    CHUNK_PARTITIONS + 1
-                )));
-            }
-        }
-    }
-    Ok(())
+    super::admin::create_topic(
+        sink,
+        new,
+        &format!(
+            "workers need it: create it ({} partitions) or let the sink's user create topics",
+            CHUNK_PARTITIONS + 1
+        ),
+    )
+    .await
 }
 
 /// A record to publish with the plan.
@@ -159,21 +146,13 @@ impl Planner {
         tokio::task::spawn_blocking(move || -> std::result::Result<(), KafkaError> {
             producer.begin_transaction()?;
             for record in &records {
-                loop {
-                    let sent = producer.send(
-                        BaseRecord::to(&record.topic)
-                            .partition(record.partition)
-                            .key(&record.key)
-                            .payload(&record.payload),
-                    );
-                    match sent {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                            producer.poll(Duration::from_millis(50));
-                        }
-                        Err((e, _)) => return Err(e),
-                    }
-                }
+                send(
+                    &producer,
+                    &record.topic,
+                    record.partition,
+                    &record.key,
+                    Some(&record.payload),
+                )?;
             }
             producer.commit_transaction(COMMIT_TIMEOUT)
         })
@@ -198,24 +177,38 @@ pub async fn forget(sink: &SinkDef, keys: Vec<String>) -> Result<()> {
     );
     tokio::task::spawn_blocking(move || -> std::result::Result<(), KafkaError> {
         for key in &keys {
-            loop {
-                let record = BaseRecord::<str, [u8]>::to(super::transactions::STATE_TOPIC)
-                    .partition(0)
-                    .key(key.as_str());
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        producer.poll(Duration::from_millis(50));
-                    }
-                    Err((e, _)) => return Err(e),
-                }
-            }
+            send(&producer, super::transactions::STATE_TOPIC, 0, key, None)?;
         }
         producer.flush(COMMIT_TIMEOUT)
     })
     .await
     .map_err(|e| Error::Definite(format!("{context}: {e}")))?
     .map_err(|source| Error::Kafka { context, source })
+}
+
+/// Hands one record to `producer`, waiting while its queue is full; no payload is a tombstone.
+fn send(
+    producer: &BaseProducer<QuietContext>,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: Option<&[u8]>,
+) -> std::result::Result<(), KafkaError> {
+    loop {
+        let mut record = BaseRecord::<str, [u8]>::to(topic)
+            .partition(partition)
+            .key(key);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 /// A chunk record's offset and the group it was consumed in: committed with the chunk's rows.

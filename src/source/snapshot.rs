@@ -20,6 +20,17 @@ use crate::plan::TablePlan;
 use crate::position::{BinlogPosition, KeyRange, KeyValue};
 use crate::project::{SourceDef, SourceKind};
 
+/// A reader's connection: `conn`, or a new one prepared for reading when it is `None` (the
+/// last one failed, or none was opened yet).
+pub async fn session<'c>(conn: &'c mut Option<Conn>, source: &SourceDef) -> Result<&'c mut Conn> {
+    if conn.is_none() {
+        let mut new = super::connect(source).await?;
+        prepare_session(&mut new, source.kind).await?;
+        *conn = Some(new);
+    }
+    Ok(conn.as_mut().expect("connected above"))
+}
+
 /// Session settings for reading: TIMESTAMP values in UTC, and OceanBase's short default query
 /// timeout lifted for long scans.
 pub async fn prepare_session(conn: &mut Conn, kind: SourceKind) -> Result<()> {

@@ -467,9 +467,13 @@ pub async fn insert_through_a_kill(
     }
     child.wait().expect("reap");
     project.catch_up();
-    let messages = consume_all(topic, rows, Duration::from_secs(120));
+    count_by_key(&consume_all(topic, rows, Duration::from_secs(120)))
+}
+
+/// Each message key's count.
+pub fn count_by_key(messages: &[Consumed]) -> std::collections::HashMap<String, usize> {
     let mut seen = std::collections::HashMap::new();
-    for m in &messages {
+    for m in messages {
         *seen.entry(m.key.clone().expect("a key")).or_insert(0) += 1;
     }
     seen
