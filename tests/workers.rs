@@ -301,3 +301,42 @@ async fn reset_forgets_the_workers_progress_and_waits_for_them_to_stop() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_chunk_whose_source_connection_is_killed_is_retried_once_not_twice() {
+    let rows = 200_000;
+    let (mut conn, topic, project) = setup("workersfault", rows, "schema, full").await;
+    let db = {
+        let sql = std::fs::read_to_string(&project.file).unwrap();
+        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
+        sql[start..].split('.').next().unwrap().to_string()
+    };
+    let mut worker = Worker::start(&project, 0, &[]);
+    // Kill the worker's chunk reads on the server while it works: each is retried.
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while killed < 3 && Instant::now() < deadline {
+        let ids: Vec<u64> = conn
+            .query(format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{db}%' \
+                 AND ID <> CONNECTION_ID()"
+            ))
+            .await
+            .expect("processlist");
+        for id in ids {
+            if conn.query_drop(format!("KILL {id}")).await.is_ok() {
+                killed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(killed > 0, "no chunk read was caught on the server");
+    assert_eq!(
+        worker.wait(Duration::from_secs(300)),
+        Some(0),
+        "{}",
+        worker.log()
+    );
+    let messages = common::consume_all(&topic, rows as usize, Duration::from_secs(120));
+    assert_each_once(&messages, rows as usize, "after killed chunk reads");
+}

@@ -606,9 +606,9 @@ impl Member {
     }
 
     /// Reads a chunk record's rows and commits them with the record's offset; whether this
-    /// member committed it. A failed attempt is aborted and the record read again (by this
-    /// member, or by the one its partition moved to); only a fault that outlasts the retries
-    /// stops the worker.
+    /// member committed it. A failed read is aborted and retried here; a refused commit is
+    /// read again from the record (by this member, or by the one its partition moved to). Only
+    /// a fault that outlasts the retries stops the worker.
     async fn chunk(&mut self, item: &WorkItem) -> Result<bool> {
         let task: ChunkTask = serde_json::from_slice(&item.payload).map_err(|e| {
             Error::Definite(format!(
@@ -628,8 +628,8 @@ impl Member {
                 Ok(committed) => return Ok(committed),
                 Err(error) => error,
             };
+            // Retried here, in place: a rewind as well would read the chunk a second time.
             self.conn = None;
-            self.consumer.rewind(item);
             let what = format!("worker: chunk {} of {}", task.chunk + 1, task.table);
             match backoff.wait(&error, &what, &mut stop).await? {
                 true => continue,
