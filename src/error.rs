@@ -103,6 +103,20 @@ impl Error {
         }
     }
 
+    /// Whether Kafka fenced the producer: another process started its transactional id (a
+    /// worker that took the stream over, or a second run of the project).
+    pub fn is_fenced(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::{Fenced, InvalidProducerEpoch, ProducerFenced};
+        match self {
+            Error::Kafka { source, .. } => matches!(
+                source.rdkafka_error_code(),
+                Some(Fenced | ProducerFenced | InvalidProducerEpoch)
+            ),
+            Error::Several(errors) => errors.iter().any(Error::is_fenced),
+            _ => false,
+        }
+    }
+
     /// One error for `errors`: the error itself when there is one.
     pub fn several(mut errors: Vec<Error>) -> Self {
         if errors.len() == 1 {

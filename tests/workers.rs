@@ -54,6 +54,15 @@ impl Worker {
         self.log().contains("this worker owns the stream now")
     }
 
+    /// Waits (up to a minute) for this worker to take the stream over.
+    fn wait_for_stream(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.owns_stream() {
+            assert!(Instant::now() < deadline, "{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits for the worker to end; its exit code.
     fn wait(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
@@ -172,47 +181,16 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
     let initial = 1_000;
     let (mut conn, topic, project) = setup("workersha", initial, "schema, full, incremental").await;
     let mut workers: Vec<Worker> = (0..2).map(|n| Worker::start(&project, n, &[])).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let owner = loop {
-        if let Some(owner) = workers.iter().position(Worker::owns_stream) {
-            break owner;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no worker took the stream:\n{}\n{}",
-            workers[0].log(),
-            workers[1].log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let owner = stream_owner(&workers);
     let standby = 1 - owner;
-    let table = {
-        let sql = std::fs::read_to_string(&project.file).unwrap();
-        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
-        sql[start..].split_whitespace().next().unwrap().to_string()
-    };
-    let mut next = initial + 1;
-    let mut insert = async |conn: &mut mysql_async::Conn, count: u32| {
-        for _ in 0..count {
-            let values: Vec<String> = (next..next + 10).map(|i| format!("({i}, 'new')")).collect();
-            conn.query_drop(format!("INSERT INTO {table} VALUES {}", values.join(", ")))
-                .await
-                .expect("insert");
-            next += 10;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    insert(&mut conn, 50).await;
+    let mut inserts = Inserts::new(&project, initial + 1);
+    inserts.run(&mut conn, 50).await;
     workers[owner].kill();
     let killed = Instant::now();
-    insert(&mut conn, 50).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !workers[standby].owns_stream() {
-        assert!(Instant::now() < deadline, "{}", workers[standby].log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    inserts.run(&mut conn, 50).await;
+    workers[standby].wait_for_stream();
     eprintln!("stream failover took {:?}", killed.elapsed());
-    insert(&mut conn, 20).await;
+    inserts.run(&mut conn, 20).await;
     // `status --worker` names the new owner, from Kafka alone.
     let name = {
         let log = workers[standby].log();
@@ -238,6 +216,102 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
     let messages = common::consume_all(&topic, total, Duration::from_secs(120));
     assert_eq!(workers[standby].terminate(), Some(0), "SIGTERM exits 0");
     assert_each_once(&messages, total, "through a failover");
+}
+
+/// The worker that owns the stream, once one does.
+fn stream_owner(workers: &[Worker]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(owner) = workers.iter().position(Worker::owns_stream) {
+            return owner;
+        }
+        let logs: Vec<String> = workers.iter().map(Worker::log).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no worker took the stream:\n{}",
+            logs.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Inserts into the project's table, ten rows a statement, ids counting up.
+struct Inserts {
+    table: String,
+    next: u32,
+}
+
+impl Inserts {
+    fn new(project: &common::Project, next: u32) -> Inserts {
+        let sql = std::fs::read_to_string(&project.file).unwrap();
+        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
+        let table = sql[start..].split_whitespace().next().unwrap().to_string();
+        Inserts { table, next }
+    }
+
+    async fn run(&mut self, conn: &mut mysql_async::Conn, statements: u32) {
+        for _ in 0..statements {
+            let values: Vec<String> = (self.next..self.next + 10)
+                .map(|i| format!("({i}, 'new')"))
+                .collect();
+            conn.query_drop(format!(
+                "INSERT INTO {} VALUES {}",
+                self.table,
+                values.join(", ")
+            ))
+            .await
+            .expect("insert");
+            self.next += 10;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_stream_owner_stands_by_once_another_worker_took_the_stream_over() {
+    // Frozen (SIGSTOP) past the group's session timeout, the owner loses the stream's partition
+    // while its stream still has work; thawed, its producer is fenced by the new owner before
+    // it sees the revocation. It must stand by, not stop with exit 2.
+    let initial = 500;
+    let (mut conn, topic, project) =
+        setup("workersfence", initial, "schema, full, incremental").await;
+    let mut workers: Vec<Worker> = (0..2).map(|n| Worker::start(&project, n, &[])).collect();
+    let owner = stream_owner(&workers);
+    let standby = 1 - owner;
+    let mut inserts = Inserts::new(&project, initial + 1);
+    inserts.run(&mut conn, 20).await;
+    let signal = |name: &str, worker: &Worker| {
+        let status = Command::new("kill")
+            .args([name, &worker.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP", &workers[owner]);
+    inserts.run(&mut conn, 20).await;
+    workers[standby].wait_for_stream();
+    // The new owner's stream has started (and fenced the frozen one's producer).
+    inserts.run(&mut conn, 20).await;
+    signal("-CONT", &workers[owner]);
+    inserts.run(&mut conn, 50).await;
+    std::thread::sleep(Duration::from_secs(5));
+    let thawed = workers[owner].child.try_wait().expect("try_wait");
+    assert!(
+        thawed.is_none(),
+        "the thawed worker ended ({thawed:?}) instead of standing by:\n{}",
+        workers[owner].log()
+    );
+    let total = (initial + 110 * 10) as usize;
+    let messages = common::consume_all(&topic, total, Duration::from_secs(120));
+    assert_each_once(&messages, total, "through a fenced handover");
+    for worker in &mut workers {
+        assert_eq!(
+            worker.terminate(),
+            Some(0),
+            "SIGTERM exits 0:\n{}",
+            worker.log()
+        );
+    }
 }
 
 #[tokio::test]

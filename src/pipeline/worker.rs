@@ -460,6 +460,15 @@ impl Team<'_> {
         self.consumers.iter().any(WorkConsumer::owns_stream)
     }
 
+    /// Whether the group takes the stream's partition from this worker within `wait`.
+    async fn lost_stream(&self, wait: Duration) -> Result<bool> {
+        let deadline = Instant::now() + wait;
+        while self.owns_stream() && Instant::now() < deadline {
+            self.poll(Duration::from_millis(200)).await?;
+        }
+        Ok(!self.owns_stream())
+    }
+
     /// Polls every member (which serves the group's rebalances).
     async fn poll(&self, wait: Duration) -> Result<()> {
         for consumer in &self.consumers {
@@ -535,7 +544,26 @@ impl Team<'_> {
                 }
             };
             self.metrics.stream_owner(false);
-            let paused = outcome?.paused;
+            let paused = match outcome {
+                Ok(outcome) => outcome.paused,
+                // The group moved the stream's partition and its new owner's producer fenced
+                // this one before this worker saw the revocation: nothing was committed past
+                // the new owner's start, so this worker stands by instead of failing.
+                Err(e) if e.is_fenced() => {
+                    // A process outside the group (a plain `run` of the project) fences the
+                    // same way, but leaves this worker the partition: that stays an error.
+                    if !self.lost_stream(Duration::from_secs(10)).await? {
+                        return Err(e);
+                    }
+                    tracing::warn!(
+                        worker = %self.worker,
+                        "the stream was fenced by the worker that took it over: {}",
+                        crate::error::report(&e)
+                    );
+                    true
+                }
+                Err(e) => return Err(e),
+            };
             if !paused {
                 return Ok(false);
             }
@@ -581,7 +609,8 @@ impl Member {
 
     async fn read_chunks(&mut self) -> Result<usize> {
         let mut read = 0;
-        let mut checked = Instant::now() - Duration::from_secs(60);
+        // When this member last asked whether every chunk is done (never yet: ask at once).
+        let mut checked: Option<Instant> = None;
         loop {
             if self.pause.requested() {
                 return Ok(read);
@@ -594,11 +623,11 @@ impl Member {
                 }
                 _ => {
                     // Idle: the others may still be reading theirs.
-                    if checked.elapsed() >= Duration::from_secs(1) {
+                    if checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                         if chunks_done(&self.plan.project).await? >= self.total {
                             return Ok(read);
                         }
-                        checked = Instant::now();
+                        checked = Some(Instant::now());
                     }
                 }
             }

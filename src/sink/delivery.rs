@@ -806,9 +806,13 @@ fn send_error(table: &TablePlan, refused: Refused) -> Error {
              the large column out with COLUMNS",
             table.qualified()
         )),
-        other => Error::Sink(format!(
-            "table {}: Kafka refused the message with key {key}: {other}",
-            table.qualified()
-        )),
+        // Kept whole: a fenced producer is told apart from other refusals.
+        source => Error::Kafka {
+            context: format!(
+                "table {}: Kafka refused the message with key {key}",
+                table.qualified()
+            ),
+            source,
+        },
     }
 }
