@@ -13,9 +13,9 @@ use mysql_async::binlog::events::EventData;
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::{BinlogStreamRequest, Conn, Value};
 
-/// The allocator tributary uses: the baseline decodes with the same costs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator tributary uses, set up as tributary sets it: the baseline decodes with the same
+// costs.
+tributary::allocator!();
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("raw_binlog: {what}: {e}");

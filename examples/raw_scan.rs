@@ -9,9 +9,9 @@ use std::time::Instant;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-/// The allocator tributary uses: the baseline decodes with the same costs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator tributary uses, set up as tributary sets it: the baseline decodes with the same
+// costs.
+tributary::allocator!();
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("raw_scan: {what}: {e}");

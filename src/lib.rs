@@ -27,6 +27,7 @@
 //! - [`metrics`] names every metric and serves them; [`display`] owns stderr (log format, colour,
 //!   the terminal's bars).
 
+pub mod alloc;
 pub mod batch;
 pub mod check;
 pub mod checkpoint;

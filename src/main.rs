@@ -3,9 +3,8 @@
 
 use clap::Parser;
 
-/// Decoding rows allocates a buffer per value; mimalloc keeps that cheap on every thread.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, without transparent huge pages (see `tributary::alloc`).
+tributary::allocator!();
 
 /// Stream MySQL, MariaDB and OceanBase tables into Kafka, driven by a SQL project file.
 #[derive(Debug, Parser)]
