@@ -30,6 +30,7 @@ macro_rules! allocator {
 /// Turns mimalloc's transparent huge pages off, unless the environment already chose.
 /// Runs before `main` (and before mimalloc starts): only libc, no allocation by Rust.
 #[cfg(target_os = "linux")]
+#[doc(hidden)]
 pub extern "C" fn no_huge_pages() {
     // SAFETY: called once, before any thread exists; both strings are NUL-terminated, and
     // `overwrite = 0` keeps an operator's own setting.

@@ -83,12 +83,17 @@ impl Worker {
         self.child.wait().expect("reap");
     }
 
-    fn terminate(&mut self) -> Option<i32> {
+    /// Sends `signal` (`-TERM`, `-STOP`, ...) to the worker.
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        self.signal("-TERM");
         self.wait(Duration::from_secs(60))
     }
 }
@@ -235,6 +240,13 @@ fn stream_owner(workers: &[Worker]) -> usize {
     }
 }
 
+/// The `db.table` the project syncs (what `setup` wrote into it).
+fn synced_table(project: &common::Project) -> String {
+    let sql = std::fs::read_to_string(&project.file).unwrap();
+    let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
+    sql[start..].split_whitespace().next().unwrap().to_string()
+}
+
 /// Inserts into the project's table, ten rows a statement, ids counting up.
 struct Inserts {
     table: String,
@@ -243,10 +255,10 @@ struct Inserts {
 
 impl Inserts {
     fn new(project: &common::Project, next: u32) -> Inserts {
-        let sql = std::fs::read_to_string(&project.file).unwrap();
-        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
-        let table = sql[start..].split_whitespace().next().unwrap().to_string();
-        Inserts { table, next }
+        Inserts {
+            table: synced_table(project),
+            next,
+        }
     }
 
     async fn run(&mut self, conn: &mut mysql_async::Conn, statements: u32) {
@@ -280,19 +292,12 @@ async fn a_frozen_stream_owner_stands_by_once_another_worker_took_the_stream_ove
     let standby = 1 - owner;
     let mut inserts = Inserts::new(&project, initial + 1);
     inserts.run(&mut conn, 20).await;
-    let signal = |name: &str, worker: &Worker| {
-        let status = Command::new("kill")
-            .args([name, &worker.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
-    signal("-STOP", &workers[owner]);
+    workers[owner].signal("-STOP");
     inserts.run(&mut conn, 20).await;
     workers[standby].wait_for_stream();
     // The new owner's stream has started (and fenced the frozen one's producer).
     inserts.run(&mut conn, 20).await;
-    signal("-CONT", &workers[owner]);
+    workers[owner].signal("-CONT");
     inserts.run(&mut conn, 50).await;
     std::thread::sleep(Duration::from_secs(5));
     let thawed = workers[owner].child.try_wait().expect("try_wait");
@@ -380,11 +385,8 @@ async fn reset_forgets_the_workers_progress_and_waits_for_them_to_stop() {
 async fn a_chunk_whose_source_connection_is_killed_is_retried_once_not_twice() {
     let rows = 200_000;
     let (mut conn, topic, project) = setup("workersfault", rows, "schema, full").await;
-    let db = {
-        let sql = std::fs::read_to_string(&project.file).unwrap();
-        let start = sql.find("SYNC TABLE ").unwrap() + "SYNC TABLE ".len();
-        sql[start..].split('.').next().unwrap().to_string()
-    };
+    let table = synced_table(&project);
+    let db = table.split('.').next().unwrap();
     let mut worker = Worker::start(&project, 0, &[]);
     // Kill the worker's chunk reads on the server while it works: each is retried.
     let mut killed = 0;
