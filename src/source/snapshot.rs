@@ -160,17 +160,20 @@ fn from_key(value: &KeyValue) -> Value {
     }
 }
 
-fn table_error(table: &TablePlan, what: &str) -> impl FnOnce(mysql_async::Error) -> Error {
-    let qualified = table.qualified();
-    let what = what.to_string();
+/// The error of a read of `table`. Built only when one fails: it is asked for once per row read.
+fn table_error<'a>(
+    table: &'a TablePlan,
+    what: &'a str,
+) -> impl FnOnce(mysql_async::Error) -> Error + 'a {
     move |e| match &e {
         mysql_async::Error::Server(server) if server.code == 1146 => Error::Definite(format!(
-            "table {qualified} no longer exists (it was dropped during full sync): {}; remove it \
-             from the project or re-create it, then rerun",
+            "table {} no longer exists (it was dropped during full sync): {}; remove it from the \
+             project or re-create it, then rerun",
+            table.qualified(),
             server.message
         )),
         _ => Error::Source {
-            context: format!("{what} of table {qualified}"),
+            context: format!("{what} of table {}", table.qualified()),
             source: e,
         },
     }
