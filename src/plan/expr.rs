@@ -17,7 +17,7 @@ use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_optimizer::analyzer::type_coercion::TypeCoercionRewriter;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
-use datafusion_sql::sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
+use sqlparser::ast::{Expr as SqlExpr, Ident, visit_expressions_mut};
 
 use super::ColumnDef;
 
@@ -170,7 +170,7 @@ mod tests {
     };
     use arrow::datatypes::Schema;
     use arrow::record_batch::RecordBatch;
-    use datafusion_sql::sqlparser::parser::Parser;
+    use sqlparser::parser::Parser;
 
     fn column(name: &str, column_type: &str, collation: Option<&str>) -> ColumnDef {
         ColumnDef {

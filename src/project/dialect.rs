@@ -10,11 +10,11 @@
 
 use std::any::TypeId;
 
-use datafusion_sql::sqlparser::ast::{BinaryOperator, CastKind, DataType, Expr};
-use datafusion_sql::sqlparser::dialect::{Dialect, MySqlDialect, Precedence};
-use datafusion_sql::sqlparser::keywords::Keyword;
-use datafusion_sql::sqlparser::parser::{Parser, ParserError};
-use datafusion_sql::sqlparser::tokenizer::Token;
+use sqlparser::ast::{BinaryOperator, CastKind, DataType, Expr};
+use sqlparser::dialect::{Dialect, MySqlDialect, Precedence};
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::Token;
 
 /// Words that join operands and so never start one (MOD does: `MOD(a, b)`).
 const OPERATOR_WORDS: &[Keyword] = &[

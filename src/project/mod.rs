@@ -398,7 +398,7 @@ pub struct SyncDef {
 /// A row filter as written: the parsed MySQL expression and its text.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    pub expr: datafusion_sql::sqlparser::ast::Expr,
+    pub expr: sqlparser::ast::Expr,
     pub text: String,
     pub pos: Pos,
 }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use datafusion_sql::sqlparser::dialect::MySqlDialect;
-use datafusion_sql::sqlparser::parser::{Parser, ParserError};
-use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::options::{
     Choice, DmlType, IncrementalKind, LakeMode, Located, OptionEntry, Options, Parsed, SinkKind,

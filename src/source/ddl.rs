@@ -11,13 +11,13 @@
 //! the caller to fill in. `CONVERT TO CHARACTER SET` (it may change column types too) and table
 //! option changes make the caller read the catalog.
 
-use datafusion_sql::sqlparser::ast::{
+use sqlparser::ast::{
     AlterTableOperation, ColumnOption, CreateTable, CreateTableOptions, DataType, Expr, Ident,
     IndexColumn, MySQLColumnPosition, ObjectName, RenameTableNameKind, SqlOption, Statement,
     TableConstraint, TableObject, visit_relations,
 };
-use datafusion_sql::sqlparser::dialect::MySqlDialect;
-use datafusion_sql::sqlparser::parser::Parser;
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::Parser;
 
 use super::history::{ColumnSchema, TableSchema};
 use crate::plan::charset::Charset;

@@ -24,7 +24,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use datafusion_common::{Column, DFSchema, ScalarValue};
 use datafusion_expr::expr::{Case, Cast};
 use datafusion_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
-use datafusion_sql::sqlparser::ast::{
+use sqlparser::ast::{
     BinaryOperator, CastKind, CharacterLength, DateTimeField, ExactNumberInfo, Expr as SqlExpr,
     Function, FunctionArg, FunctionArgExpr, FunctionArguments, Interval, TrimWhereField,
     UnaryOperator, Value,
@@ -251,7 +251,7 @@ impl<'a> Translator<'a> {
                 };
                 let text_literal =
                     Typed::literal(ScalarValue::Utf8(Some(text)), Ty::Text(self.literal_text()));
-                use datafusion_sql::sqlparser::ast::DataType as D;
+                use sqlparser::ast::DataType as D;
                 let target = match &typed.data_type {
                     D::Date => Ty::Date,
                     D::Datetime(_) | D::Timestamp(..) => Ty::DateTime { fsp: 6 },
@@ -1404,13 +1404,8 @@ impl<'a> Translator<'a> {
 
     // ---------------------------------------------------------------- CAST
 
-    fn cast_to(
-        &self,
-        t: Typed,
-        to: &datafusion_sql::sqlparser::ast::DataType,
-        whole: &SqlExpr,
-    ) -> R<Typed> {
-        use datafusion_sql::sqlparser::ast::DataType as D;
+    fn cast_to(&self, t: Typed, to: &sqlparser::ast::DataType, whole: &SqlExpr) -> R<Typed> {
+        use sqlparser::ast::DataType as D;
         let convertible = |t: &Typed| {
             matches!(
                 t.ty,
