@@ -54,9 +54,9 @@ impl Worker {
         self.log().contains("this worker owns the stream now")
     }
 
-    /// Waits (up to a minute) for this worker to take the stream over.
+    /// Waits (up to two minutes) for this worker to take the stream over.
     fn wait_for_stream(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !self.owns_stream() {
             assert!(Instant::now() < deadline, "{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
@@ -192,9 +192,21 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
     inserts.run(&mut conn, 50).await;
     workers[owner].kill();
     let killed = Instant::now();
+    // Killed in the middle of a commit, the owner would have left its transaction open on the
+    // state topic, holding back every read of it until Kafka times the transaction out (60 s):
+    // leave one open as it would, every time.
+    leave_a_commit_open(&project);
     inserts.run(&mut conn, 50).await;
     workers[standby].wait_for_stream();
-    eprintln!("stream failover took {:?}", killed.elapsed());
+    let failover = killed.elapsed();
+    eprintln!("stream failover took {failover:?}");
+    // The new owner fences the dead one (aborting its transaction) before it reads the state
+    // topic: the group's 6 s session timeout and a few seconds, not the transaction's timeout.
+    assert!(
+        failover < Duration::from_secs(40),
+        "the failover waited for the dead owner's transaction: {failover:?}\n{}",
+        workers[standby].log()
+    );
     inserts.run(&mut conn, 20).await;
     // `status --worker` names the new owner, from Kafka alone.
     let name = {
@@ -221,6 +233,34 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
     let messages = common::consume_all(&topic, total, Duration::from_secs(120));
     assert_eq!(workers[standby].terminate(), Some(0), "SIGTERM exits 0");
     assert_each_once(&messages, total, "through a failover");
+}
+
+/// What a stream owner killed between writing its progress and committing leaves behind: a
+/// transaction of the stream's transactional id, open on the state topic.
+fn leave_a_commit_open(project: &common::Project) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let name = project.file.file_stem().unwrap().to_str().unwrap();
+    let producer: BaseProducer = common::kafka_config()
+        .set("transactional.id", format!("tributary-{name}-incremental"))
+        .set("transaction.timeout.ms", "60000")
+        .create()
+        .expect("a transactional producer");
+    let timeout = Duration::from_secs(30);
+    producer
+        .init_transactions(timeout)
+        .expect("init_transactions");
+    producer.begin_transaction().expect("begin_transaction");
+    producer
+        .send(
+            BaseRecord::to("__tributary_state")
+                .key(&format!("{name}/crashed-mid-commit"))
+                .payload("{}"),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    producer.flush(timeout).expect("flush");
+    // Never committed nor aborted: the process "died" here.
+    std::mem::forget(producer);
 }
 
 /// The worker that owns the stream, once one does.
@@ -363,7 +403,7 @@ async fn reset_forgets_the_workers_progress_and_waits_for_them_to_stop() {
     // The same state dir: its own copy of the checkpoint does not stand in for Kafka's.
     let mut again = Worker::start(&project, 0, &["--until-caught-up"]);
     assert_eq!(
-        again.wait(Duration::from_secs(120)),
+        again.wait(Duration::from_secs(200)),
         Some(0),
         "{}",
         again.log()

@@ -494,6 +494,8 @@ impl Team<'_> {
                 continue;
             }
             let took_over = Instant::now();
+            // Fence the last owner first: its open transaction would hold the read back.
+            self.delivery.fence_stream().await?;
             // The last owner's progress, from the state topic: the stream goes on from there.
             let progress =
                 transactions::read_progress(&project.sink, &project.project.name.value, WORKER_RUN)

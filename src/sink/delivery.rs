@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::admin::{self, TopicPartitions};
 use super::kafka::{Acks, Defaults, KafkaSink, Refused, TransactionState};
-use super::lake::{Lake, LakeWriter};
+use super::lake::{Lake, LakeWriter, STREAM_ROLE};
 use super::throttle::Throttle;
 use super::transactions;
 use crate::batch::{ChangeBatch, ChangeMeta};
@@ -248,7 +248,7 @@ impl Delivery {
         // The producers are started together, and kept for the writers.
         let readers = project.project.full_concurrency.max(1);
         let mut roles = vec![(
-            "incremental".to_string(),
+            STREAM_ROLE.to_string(),
             MAX_IN_FLIGHT_BYTES,
             STREAM_DEFAULTS,
         )];
@@ -365,18 +365,42 @@ impl Delivery {
         Ok(writers)
     }
 
+    /// Starts the stream's transactional producer, which fences the stream's last owner and
+    /// aborts its open transaction at once; [`Delivery::stream_writer`] takes it. A worker does
+    /// this before it reads the state topic: the dead owner's transaction would otherwise hold
+    /// that read back until Kafka times it out (`transaction.timeout.ms`, 60 s by default).
+    pub async fn fence_stream(&self) -> Result<()> {
+        if self.lake.is_some() || self.transactions.is_none() {
+            return Ok(());
+        }
+        let project = &self.project.project.name.value;
+        let id = transactions::transactional_id(project, STREAM_ROLE);
+        let kafka = KafkaSink::transactional(
+            &self.project.sink,
+            MAX_IN_FLIGHT_BYTES,
+            &id,
+            STREAM_DEFAULTS,
+        )
+        .await?;
+        // A producer kept from an earlier turn as owner may have been fenced since: replace it.
+        if let Ok(mut started) = self.started.lock() {
+            started.insert(STREAM_ROLE.to_string(), kafka);
+        }
+        Ok(())
+    }
+
     /// The binlog stream's writer.
     pub async fn stream_writer(&self) -> Result<Writer> {
         let sink = &self.project.sink;
         if self.lake.is_some() {
-            let mut writer = self.lake_writer(super::lake::STREAM_ROLE)?;
+            let mut writer = self.lake_writer(STREAM_ROLE)?;
             writer.stream = true;
             return Ok(writer);
         }
         let kafka = match &self.transactions {
             None => KafkaSink::new(sink, MAX_IN_FLIGHT_BYTES)?,
             Some(_) => {
-                self.transactional("incremental", MAX_IN_FLIGHT_BYTES, STREAM_DEFAULTS)
+                self.transactional(STREAM_ROLE, MAX_IN_FLIGHT_BYTES, STREAM_DEFAULTS)
                     .await?
             }
         };

@@ -33,8 +33,14 @@ pub const STATE_TOPIC: &str = "__tributary_state";
 /// How long a transaction's commit (which first delivers everything in it) may take.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long reading the state topic at start may take.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading the state topic at start may take. Every project shares the topic's one
+/// partition, so a producer that died in the middle of a commit (of any project) holds every
+/// reader back until Kafka aborts its transaction: after its `transaction.timeout.ms` (60 s by
+/// default) and the broker's next check for timed-out transactions (every 10 s by default).
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Held back this long, the reader says why it waits.
+const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 
 /// The state topic's record of a piece of progress: keyed `project/run/…`, so that compaction
 /// keeps the newest of each kind and `reset` (a new run id) forgets the old ones.
@@ -185,14 +191,25 @@ fn read_blocking(
         }
     };
     let mut progress = Vec::new();
+    let mut held_back: Option<std::time::Instant> = None;
+    let mut warned = false;
     loop {
         if std::time::Instant::now() > deadline {
             return Err(Error::Sink(format!(
-                "exactly_once: could not read {STATE_TOPIC} to its end within {} s; another \
-                 producer's open transaction may hold it back: retry after its \
-                 transaction.timeout.ms (60 s by default)",
+                "exactly_once: could not read {STATE_TOPIC} to its end within {} s: an open \
+                 transaction of a producer that stopped mid-commit (of any project) holds it \
+                 back; Kafka aborts it after that producer's transaction.timeout.ms — retry \
+                 then, or restart the project it belongs to, which aborts it at once",
                 READ_TIMEOUT.as_secs()
             )));
+        }
+        if !warned && held_back.is_some_and(|since| since.elapsed() >= HELD_BACK_WARNING) {
+            warned = true;
+            tracing::warn!(
+                "exactly_once: {STATE_TOPIC} is held back by an open transaction (a producer \
+                 that stopped mid-commit?); waiting up to {} s for Kafka to abort it",
+                READ_TIMEOUT.as_secs()
+            );
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => continue,
@@ -201,6 +218,7 @@ fn read_blocking(
                     break;
                 }
                 // Held back by an open transaction: read on once it ends (or time out above).
+                held_back.get_or_insert_with(std::time::Instant::now);
                 std::thread::sleep(Duration::from_millis(20));
             }
             // Just created: the partition may take a moment to have a leader.
