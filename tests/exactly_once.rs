@@ -280,3 +280,59 @@ async fn another_open_transaction_on_the_state_topic_does_not_hide_committed_pro
     let messages = common::consume_all(&topic, 20, Duration::from_secs(30));
     assert_eq!(messages.len(), 20, "every change once");
 }
+
+/// After a fence librdkafka refuses every message with a bare "fatal error". A worker whose
+/// stream was taken over while it was frozen read that as an ordinary refusal and stopped with
+/// exit 2 instead of standing by: the refusal must say the producer was fenced.
+#[tokio::test]
+async fn a_fenced_producers_refusal_says_it_was_fenced() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use tributary::sink::kafka::{Acks, KafkaSink};
+    common::require_kafka();
+    let topic = common::unique("eo_fenced");
+    let admin: AdminClient<_> = common::kafka_config().create().expect("admin client");
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        )
+        .await
+        .expect("create topic request");
+    created[0].as_ref().expect("topic created");
+    let project = project(
+        "eo_fenced",
+        "",
+        &format!("SYNC TABLE d.t TO TOPIC '{topic}';"),
+    );
+    let sink = tributary::project::ProjectFile::load(&project.file)
+        .expect("the project")
+        .sink;
+    let id = common::unique("eo_fenced");
+    let fenced = KafkaSink::transactional(&sink, 1 << 20, &id, &[])
+        .await
+        .expect("a transactional producer");
+    fenced.begin().expect("begin");
+    let _newer = KafkaSink::transactional(&sink, 1 << 20, &id, &[])
+        .await
+        .expect("a newer producer with the same id");
+    let acks = Acks::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let message = std::iter::once((0, Some(&b"k"[..]), &b"v"[..]));
+        match fenced.send_all(&topic, message, 2, &acks).await {
+            Err(refused) => break refused,
+            Ok(()) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the fenced producer kept taking messages"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let error = tributary::Error::Kafka {
+        context: "sending".into(),
+        source: refused.error,
+    };
+    assert!(error.is_fenced(), "not told apart as fenced: {error}");
+}

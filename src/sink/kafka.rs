@@ -319,7 +319,7 @@ impl KafkaSink {
                         acks.withdraw(count - handed);
                         return Err(Refused {
                             key: key.map(<[u8]>::to_vec),
-                            error,
+                            error: self.cause(error),
                         });
                     }
                 }
@@ -328,6 +328,20 @@ impl KafkaSink {
             handed_bytes += payload.len() + key.map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD;
         }
         Ok(())
+    }
+
+    /// After a fatal error (a fenced producer's, say) librdkafka refuses every message with
+    /// the same "fatal error" code: the error behind it is what the caller must tell apart.
+    fn cause(&self, error: KafkaError) -> KafkaError {
+        match error {
+            KafkaError::MessageProduction(RDKafkaErrorCode::Fatal) => {
+                match self.producer.client().fatal_error() {
+                    Some((code, _)) => KafkaError::MessageProduction(code),
+                    None => error,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Waits (bounded) for everything in flight, e.g. before a clean pause.
