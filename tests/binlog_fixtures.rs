@@ -262,7 +262,7 @@ async fn mysql8_events_decode_into_transactions_and_default_records() {
     assert!(
         changes
             .iter()
-            .all(|c| c.database == "shop" && c.table == "orders")
+            .all(|c| &*c.database == "shop" && &*c.table == "orders")
     );
 
     let columns = columns();

@@ -28,6 +28,9 @@ use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::BinlogVersion;
 
 use super::query_error;
+#[cfg(any(test, fuzzing))]
+use super::rows;
+use super::rows::RowLayout;
 use crate::error::{Error, Result};
 use crate::plan::SqlType;
 use crate::plan::charset::{BinlogCharsets, ColumnText};
@@ -46,8 +49,8 @@ pub enum Op {
 /// One row change: the table's values before and after (full row images).
 #[derive(Debug, Clone)]
 pub struct RowChange {
-    pub database: String,
-    pub table: String,
+    pub database: Arc<str>,
+    pub table: Arc<str>,
     /// The columns the binlog says the row has, shared by the rows of one event.
     pub columns: Arc<TableMap>,
     pub op: Op,
@@ -239,14 +242,16 @@ pub struct BinlogReader {
     collations: HashMap<u16, Arc<str>>,
     /// Each table id's last table-map event, with what it says of the columns and the
     /// character sets it names, worked out once per table map rather than per row.
-    table_maps: HashMap<
-        u64,
-        (
-            TableMapEvent<'static>,
-            Arc<TableMap>,
-            Option<BinlogCharsets>,
-        ),
-    >,
+    table_maps: HashMap<u64, MappedTable>,
+}
+
+/// A table id's last table-map event and what it says, worked out once.
+struct MappedTable {
+    event: TableMapEvent<'static>,
+    columns: Arc<TableMap>,
+    charsets: Option<BinlogCharsets>,
+    /// How its rows are laid out (for events of as many columns as it maps).
+    layout: Arc<RowLayout>,
 }
 
 impl BinlogReader {
@@ -755,8 +760,8 @@ impl BinlogReader {
         if self.row_events <= self.skip_row_events {
             return Ok(());
         }
-        let database = tme.database_name().into_owned();
-        let table = tme.table_name().into_owned();
+        let database: Arc<str> = tme.database_name().into();
+        let table: Arc<str> = tme.table_name().into();
         if !(self.keep)(&database, &table) {
             return Ok(());
         }
@@ -771,10 +776,8 @@ impl BinlogReader {
             xa.synced = true;
             return Ok(());
         }
-        let (columns, charsets) = match self.table_maps.get(&rows.table_id()) {
-            Some((seen, columns, charsets)) if seen == tme => {
-                (Arc::clone(columns), charsets.clone())
-            }
+        let mapped = match self.table_maps.get(&rows.table_id()) {
+            Some(mapped) if mapped.event == *tme => mapped,
             _ => {
                 // mysql_common decodes a value with its column's metadata and indexes it without
                 // a check: a table map whose metadata runs short would panic there.
@@ -793,22 +796,34 @@ impl BinlogReader {
                         column + 1
                     )));
                 }
-                let columns = Arc::new(TableMap::of(tme));
-                let charsets = table_map_charsets(tme, &self.collations);
                 if self.table_maps.len() >= 4096 {
                     self.table_maps.clear();
                 }
-                self.table_maps.insert(
-                    rows.table_id(),
-                    (tme.clone(), Arc::clone(&columns), charsets.clone()),
-                );
-                (columns, charsets)
+                let mapped = MappedTable {
+                    event: tme.clone(),
+                    columns: Arc::new(TableMap::of(tme)),
+                    charsets: table_map_charsets(tme, &self.collations),
+                    layout: Arc::new(RowLayout::of(tme, tme.columns_count())),
+                };
+                self.table_maps.insert(rows.table_id(), mapped);
+                &self.table_maps[&rows.table_id()]
             }
         };
+        let columns = Arc::clone(&mapped.columns);
+        let charsets = mapped.charsets.clone();
+        // A rows event naming another column count than its table map (a damaged binlog) is
+        // read as `BinlogRow` would read it, with a layout of its own.
+        let layout = if rows.num_columns() == tme.columns_count() {
+            Arc::clone(&mapped.layout)
+        } else {
+            Arc::new(RowLayout::of(tme, rows.num_columns()))
+        };
+        #[cfg(any(test, fuzzing))]
+        rows::assert_same_as_binlog_row(&layout, rows, tme);
         // Every row a server writes takes at least a byte: a rows event whose rows take none
         // (no column present) would otherwise yield rows without end.
         let most_rows = rows.rows_data().len();
-        for (n, row) in rows.rows(tme).enumerate() {
+        for (n, row) in layout.rows(rows).enumerate() {
             if n >= most_rows {
                 return Err(Error::Definite(format!(
                     "the rows event of {database}.{table} at {}:{} holds more rows than bytes, \
@@ -822,27 +837,13 @@ impl BinlogReader {
                     at.file, at.pos
                 ))
             })?;
-            let values = |row: mysql_async::binlog::row::BinlogRow| -> Result<Vec<Value>> {
-                row.unwrap()
-                    .into_iter()
-                    .map(|v| {
-                        Value::try_from(v).map_err(|e| {
-                            Error::Definite(format!(
-                                "a value of {database}.{table} at {}:{} cannot be read: {e} \
-                                 (partial JSON updates need binlog_row_value_options='')",
-                                at.file, at.pos
-                            ))
-                        })
-                    })
-                    .collect()
-            };
             let change = RowChange {
-                database: database.clone(),
-                table: table.clone(),
+                database: Arc::clone(&database),
+                table: Arc::clone(&table),
                 columns: Arc::clone(&columns),
                 op,
-                before: before.map(values).transpose()?,
-                after: after.map(values).transpose()?,
+                before,
+                after,
                 charsets: charsets.clone(),
             };
             self.pending_bytes += change.size();
