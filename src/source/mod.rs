@@ -8,7 +8,7 @@ pub mod catalog;
 pub mod ddl;
 pub mod history;
 pub mod precheck;
-mod rows;
+pub mod rows;
 pub mod snapshot;
 
 use std::time::Duration;
