@@ -305,16 +305,23 @@ impl Delivery {
 
     /// A worker's writer for full-sync chunks, with the transactional id `worker`.
     pub async fn worker_writer(&self, worker: &str) -> Result<Writer> {
-        let project = &self.project.project.name.value;
-        let id = transactions::transactional_id(project, worker);
-        let kafka = KafkaSink::transactional(
-            &self.project.sink,
-            MAX_IN_FLIGHT_BYTES,
-            &id,
-            WORKER_DEFAULTS,
-        )
-        .await?;
+        let kafka = self
+            .start_transactional(worker, MAX_IN_FLIGHT_BYTES, WORKER_DEFAULTS)
+            .await?;
         Ok(self.writer(Arc::new(kafka)))
+    }
+
+    /// A new transactional producer of this project's `role`: starting it fences the last
+    /// producer with the same id.
+    async fn start_transactional(
+        &self,
+        role: &str,
+        budget: usize,
+        defaults: Defaults,
+    ) -> Result<KafkaSink> {
+        let project = &self.project.project.name.value;
+        let id = transactions::transactional_id(project, role);
+        KafkaSink::transactional(&self.project.sink, budget, &id, defaults).await
     }
 
     /// The transactional producer of `role`: the one [`Delivery::recover`] started, or a new
@@ -328,9 +335,7 @@ impl Delivery {
         if let Some(started) = self.started.lock().ok().and_then(|mut s| s.remove(role)) {
             return Ok(started);
         }
-        let project = &self.project.project.name.value;
-        let id = transactions::transactional_id(project, role);
-        KafkaSink::transactional(&self.project.sink, budget, &id, defaults).await
+        self.start_transactional(role, budget, defaults).await
     }
 
     /// Writers for `count` concurrent full-sync readers: one shared producer, or with
@@ -373,15 +378,9 @@ impl Delivery {
         if self.lake.is_some() || self.transactions.is_none() {
             return Ok(());
         }
-        let project = &self.project.project.name.value;
-        let id = transactions::transactional_id(project, STREAM_ROLE);
-        let kafka = KafkaSink::transactional(
-            &self.project.sink,
-            MAX_IN_FLIGHT_BYTES,
-            &id,
-            STREAM_DEFAULTS,
-        )
-        .await?;
+        let kafka = self
+            .start_transactional(STREAM_ROLE, MAX_IN_FLIGHT_BYTES, STREAM_DEFAULTS)
+            .await?;
         // A producer kept from an earlier turn as owner may have been fenced since: replace it.
         if let Ok(mut started) = self.started.lock() {
             started.insert(STREAM_ROLE.to_string(), kafka);

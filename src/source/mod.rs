@@ -1,7 +1,8 @@
 //! Sources: connections to MySQL, MariaDB and OceanBase, their catalogs and prechecks, the two
 //! ways rows come out of them — snapshot chunks ([`snapshot`]) and the binlog stream
-//! ([`binlog`], whose rows events [`rows`] decodes) — and the schema history that DDL moves ([`history`], [`ddl`]). Positions are
-//! `crate::position`'s; turning rows into Arrow is `crate::batch`'s.
+//! ([`binlog`], whose rows events [`rows`] decodes) — and the schema history that DDL moves
+//! ([`history`], [`ddl`]). Positions are `crate::position`'s; turning rows into Arrow is
+//! `crate::batch`'s.
 
 pub mod binlog;
 pub mod catalog;
