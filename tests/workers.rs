@@ -239,9 +239,10 @@ async fn another_worker_takes_over_the_stream_when_its_owner_dies() {
 /// transaction of the stream's transactional id, open on the state topic.
 fn leave_a_commit_open(project: &common::Project) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use tributary::sink::transactions::{STATE_TOPIC, transactional_id};
     let name = project.file.file_stem().unwrap().to_str().unwrap();
     let producer: BaseProducer = common::kafka_config()
-        .set("transactional.id", format!("tributary-{name}-incremental"))
+        .set("transactional.id", transactional_id(name, "incremental"))
         .set("transaction.timeout.ms", "60000")
         .create()
         .expect("a transactional producer");
@@ -252,7 +253,7 @@ fn leave_a_commit_open(project: &common::Project) {
     producer.begin_transaction().expect("begin_transaction");
     producer
         .send(
-            BaseRecord::to("__tributary_state")
+            BaseRecord::to(STATE_TOPIC)
                 .key(&format!("{name}/crashed-mid-commit"))
                 .payload("{}"),
         )
